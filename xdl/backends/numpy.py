@@ -1,0 +1,49 @@
+"""NumPy backend: CPU arrays, the default."""
+
+import array_api_compat.numpy as xp_numpy
+import numpy as np
+
+
+def load(device):
+    if device not in (None, "cpu"):
+        raise _unavailable(f"numpy runs on the CPU only, got device {device!r}")
+    return xp_numpy, "cpu"
+
+
+def _unavailable(message):
+    from xdl.backends import BackendUnavailable
+
+    return BackendUnavailable(message)
+
+
+def owns(x):
+    return isinstance(x, (np.ndarray, np.generic))
+
+
+def device_of(x):
+    return "cpu"
+
+
+def from_numpy(host, device):
+    return np.array(host, copy=True)
+
+
+def to_numpy(x):
+    return np.asarray(x)
+
+
+def scatter_add(target, indices, values):
+    np.add.at(target, indices, values)
+    return target
+
+
+def make_generator(seed, device):
+    return np.random.default_rng(seed)
+
+
+def uniform(gen, shape, dtype, device):
+    return gen.random(shape, dtype=dtype)
+
+
+def normal(gen, shape, dtype, device):
+    return gen.standard_normal(shape, dtype=dtype)

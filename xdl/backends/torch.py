@@ -1,0 +1,64 @@
+"""PyTorch backend: xdl's own layers on torch tensors (no autograd is used)."""
+
+import numpy as np
+
+
+def load(device):
+    try:
+        import array_api_compat.torch as xp_torch
+        import torch
+    except ImportError as exc:
+        from xdl.backends import BackendUnavailable
+
+        raise BackendUnavailable(
+            "torch is not installed: pip install torch (CPU: pip install torch "
+            "--index-url https://download.pytorch.org/whl/cpu)"
+        ) from exc
+    dev = torch.device(device if device is not None else "cpu")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        from xdl.backends import BackendUnavailable
+
+        raise BackendUnavailable("torch is installed but no CUDA device is visible")
+    return xp_torch, dev
+
+
+def owns(x):
+    import torch
+
+    return isinstance(x, torch.Tensor)
+
+
+def device_of(x):
+    return x.device
+
+
+def from_numpy(host, device):
+    import torch
+
+    return torch.tensor(host, device=device)
+
+
+def to_numpy(x):
+    return x.detach().cpu().numpy().copy()
+
+
+def scatter_add(target, indices, values):
+    return target.index_add_(0, indices, values)
+
+
+def make_generator(seed, device):
+    import torch
+
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def uniform(gen, shape, dtype, device):
+    import torch
+
+    return torch.rand(shape, generator=gen, dtype=dtype, device=device)
+
+
+def normal(gen, shape, dtype, device):
+    import torch
+
+    return torch.randn(shape, generator=gen, dtype=dtype, device=device)

@@ -1,0 +1,94 @@
+"""Fully connected layers: Linear, Flatten, Identity."""
+
+from __future__ import annotations
+
+import math
+
+from xdl import backends
+from xdl.nn import init
+from xdl.nn.module import Module
+
+
+def check_last_dim(layer: Module, x, expected: int, what: str = "features") -> None:
+    """Raise a clear error when ``x``'s last axis is not ``expected`` long."""
+    if x.ndim == 0 or x.shape[-1] != expected:
+        raise ValueError(
+            f"{layer!r}: expected input of shape (..., {expected}) ({expected} {what}), "
+            f"got {tuple(x.shape)}"
+        )
+
+
+class Linear(Module):
+    """y = x Wᵀ + b, on inputs of shape (..., in_features).
+
+    weight W: (out_features, in_features); bias b: (out_features,). Both start as
+    U(−1/√in, 1/√in), PyTorch's default.
+
+    backward, with X and G the input and output gradient flattened to 2-D:
+        dW += Gᵀ X      db += Σ_rows G      dx = G W
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1.0 / math.sqrt(in_features) if in_features > 0 else 0.0
+        self.weight = init.uniform_(init.empty_parameter((out_features, in_features)),
+                                    -bound, bound)
+        self.bias = (init.uniform_(init.empty_parameter((out_features,)), -bound, bound)
+                     if bias else None)
+
+    def forward(self, x):
+        check_last_dim(self, x, self.in_features)
+        self.save_for_backward(x)
+        y = x @ self.weight.data.T
+        return y if self.bias is None else y + self.bias.data
+
+    def backward(self, grad):
+        (x,) = self.saved
+        xp = backends.namespace(grad)
+        g2 = xp.reshape(grad, (-1, self.out_features))
+        x2 = xp.reshape(x, (-1, self.in_features))
+        self.weight.accumulate(g2.T @ x2)
+        if self.bias is not None:
+            self.bias.accumulate(xp.sum(g2, axis=0))
+        return grad @ self.weight.data
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Flatten(Module):
+    """Merges axes start_dim..end_dim into one: (N, C, H, W) → (N, C·H·W).
+
+    backward reshapes the gradient back to the input's shape.
+    """
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        shape = tuple(x.shape)
+        start = self.start_dim % len(shape)
+        end = self.end_dim % len(shape)
+        self.save_for_backward(shape)
+        merged = math.prod(shape[start:end + 1])
+        return backends.namespace(x).reshape(x, shape[:start] + (merged,) + shape[end + 1:])
+
+    def backward(self, grad):
+        (shape,) = self.saved
+        return backends.namespace(grad).reshape(grad, shape)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Identity(Module):
+    """y = x; dx = dy."""
+
+    def forward(self, x):
+        return x
+
+    def backward(self, grad):
+        return grad

@@ -1,0 +1,40 @@
+"""Training curves as PNG, when matplotlib is installed (``pip install 'xdl[plot]'``)."""
+
+from __future__ import annotations
+
+
+def have_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def plot_history(history: dict, path: str, title: str = "") -> str | None:
+    """Loss and accuracy per epoch (train and validation) into ``path``; None without
+    matplotlib."""
+    if not have_matplotlib():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [key for key in ("loss", "accuracy") if key in history]
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for axis, key in zip(axes[0], panels):
+        epochs = range(1, len(history[key]) + 1)
+        axis.plot(epochs, history[key], label=f"train {key}")
+        if f"val_{key}" in history:
+            axis.plot(epochs, history[f"val_{key}"], label=f"validation {key}")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(key)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
