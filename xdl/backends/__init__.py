@@ -201,16 +201,22 @@ def to_device(x, backend=None, device=None, dtype=None):
     where it should be (and of the right dtype) is returned as it is.
     """
     target = resolve(backend, device)
-    if not isinstance(x, np.ndarray):
-        try:
-            owner = backend_of(x)
-        except TypeError:
-            owner = None
-        if owner is not None and owner == target:
-            if dtype is None or dtype_name(x.dtype) == dtype_name(dtype):
-                return x
-            return target.xp.astype(x, target.dtype(dtype_name(dtype)))
+    try:
+        owner = backend_of(x)
+    except TypeError:
+        owner = None
+    if owner is not None and owner == target:
+        if dtype is None or dtype_name(x.dtype) == dtype_name(dtype):
+            return x
+        return target.xp.astype(x, target.dtype(dtype_name(dtype)))
     return target.asarray(to_numpy(x), dtype)
+
+
+def copy_to(x, like):
+    """A copy of ``x`` (any backend, or host) with ``like``'s backend, device and dtype;
+    never shares memory with ``x``."""
+    moved = to_device(x, backend_of(like), dtype=like.dtype)
+    return namespace(moved).asarray(moved, copy=True) if moved is x else moved
 
 
 def scatter_add(target, indices, values):
@@ -275,7 +281,8 @@ def normal(shape, like):
 
 
 __all__ = [
-    "BACKEND_NAMES", "Backend", "BackendUnavailable", "available", "backend_of", "current",
+    "BACKEND_NAMES", "Backend", "BackendUnavailable", "available", "backend_of", "copy_to",
+    "current",
     "dtype_name", "get", "host_generator", "host_rng", "manual_seed", "namespace", "normal", "resolve", "scatter_add",
     "scatter_add_onehot", "set_backend", "to_device", "to_numpy", "uniform",
     "unavailable_reason", "use",

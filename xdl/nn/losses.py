@@ -7,6 +7,8 @@ then ``backward(grad)`` takes the gradient of the per-sample losses).
 
 from __future__ import annotations
 
+import math
+
 from xdl import backends
 from xdl.nn.activation import log_softmax, sigmoid
 from xdl.nn.module import Module
@@ -31,7 +33,7 @@ class Loss(Module):
         total = xp.sum(values)
         if self.reduction == "sum":
             return total, 1.0
-        denominator = values.size if count is None else count
+        denominator = math.prod(values.shape) if count is None else count
         return total / denominator, 1.0 / denominator
 
     def _upstream(self, grad, scale):

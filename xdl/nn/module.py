@@ -200,9 +200,7 @@ class Module:
             if name not in state:
                 continue
             current = target.data if kind == "param" else getattr(*target)
-            value = backends.to_device(
-                state[name], backends.backend_of(current), dtype=current.dtype
-            )
+            value = backends.copy_to(state[name], current)
             if kind == "param":
                 target.data = value
             else:

@@ -88,10 +88,9 @@ class Optimizer:
         self.state = {}
         for key, saved in state_dict["state"].items():
             param = params[int(key)]
-            owner = backends.backend_of(param.data)
             self.state[param] = {
                 name: (value if isinstance(value, (int, float))
-                       else backends.to_device(value, owner, dtype=param.data.dtype))
+                       else backends.copy_to(value, param.data))
                 for name, value in saved.items()
             }
 
