@@ -167,3 +167,20 @@ def test_gradcheck_catches_a_wrong_parameter_gradient(backend, rng):
 def test_gradcheck_refuses_float32(backend, rng):
     with pytest.raises(ValueError, match="float64"):
         gradcheck(nn.Linear(3, 2), on(backend, rng.normal(size=(2, 3)), "float32"))
+
+
+@pytest.mark.parametrize("make", [lambda: MLP([5, 6, 4]), lambda: Perceptron(5),
+                                  lambda: nn.Sequential(nn.Tanh(), nn.Linear(5, 3))],
+                         ids=["mlp", "perceptron", "activation-first"])
+def test_backward_params_gives_the_parameter_gradients_of_backward(backend, rng, make):
+    model = make().to(dtype="float64")
+    x = on(backend, rng.normal(size=(4, 5)))
+    out = model(x)
+    g = on(backend, rng.normal(size=tuple(out.shape)))
+    model.backward(g)
+    full = {name: _host(p.grad) for name, p in model.named_parameters()}
+    model.zero_grad()
+    model(x)
+    assert model.backward_params(g) is None
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(_host(p.grad), full[name], rtol=1e-12, err_msg=name)

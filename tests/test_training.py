@@ -55,7 +55,7 @@ def test_a_training_step_does_no_host_round_trip(monkeypatch):
             monkeypatch.setattr(Array, name, refuse)
         batch = next(iter(train))
         optimizer.zero_grad()
-        loss = loss_fn(model(batch[0]), batch[1])
+        loss_fn(model(batch[0]), batch[1])
         model.backward(loss_fn.backward())
         optim.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

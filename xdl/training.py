@@ -3,7 +3,7 @@
 One training step is
 
     optimizer.zero_grad(); y = model(x); loss = loss_fn(y, t)
-    model.backward(loss_fn.backward()); optimizer.step()
+    model.backward_params(loss_fn.backward()); optimizer.step()
 
 Losses and metric counts stay device arrays during an epoch (no host round-trip in
 a step); they are read on the host only for the progress bar every ``log_every``
@@ -176,7 +176,7 @@ def train_epoch(model, loss_fn, optimizer, loader, metrics=("accuracy",),
         optimizer.zero_grad()
         output = model(x)
         loss = loss_fn(output, target)
-        model.backward(loss_fn.backward())
+        model.backward_params(loss_fn.backward())
         if clip_grad_norm is not None:
             clip_grad_norm_(model.parameters(), clip_grad_norm)
         optimizer.step()

@@ -282,8 +282,7 @@ def normal(shape, like):
 
 __all__ = [
     "BACKEND_NAMES", "Backend", "BackendUnavailable", "available", "backend_of", "copy_to",
-    "current",
-    "dtype_name", "get", "host_generator", "host_rng", "manual_seed", "namespace", "normal", "resolve", "scatter_add",
-    "scatter_add_onehot", "set_backend", "to_device", "to_numpy", "uniform",
-    "unavailable_reason", "use",
+    "current", "dtype_name", "get", "host_generator", "host_rng", "manual_seed", "namespace",
+    "normal", "resolve", "scatter_add", "scatter_add_onehot", "set_backend", "to_device",
+    "to_numpy", "uniform", "unavailable_reason", "use",
 ]

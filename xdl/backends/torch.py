@@ -1,6 +1,5 @@
 """PyTorch backend: xdl's own layers on torch tensors (no autograd is used)."""
 
-import numpy as np
 
 
 def load(device):

@@ -28,8 +28,10 @@ class Perceptron(Module):
         return backends.namespace(x).reshape(self.linear(x), (-1,))
 
     def backward(self, grad):
-        xp = backends.namespace(grad)
-        return self.linear.backward(xp.reshape(grad, (-1, 1)))
+        return self.linear.backward(backends.namespace(grad).reshape(grad, (-1, 1)))
+
+    def backward_params(self, grad) -> None:
+        self.linear.backward_params(backends.namespace(grad).reshape(grad, (-1, 1)))
 
     def predict(self, x):
         """±1 labels: +1 where the score is > 0."""

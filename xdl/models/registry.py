@@ -6,7 +6,7 @@ A checkpoint stores the architecture name and its config, so
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 _MODELS: dict[str, Callable] = {}
 

@@ -44,6 +44,11 @@ class Linear(Module):
         return y if self.bias is None else y + self.bias.data
 
     def backward(self, grad):
+        self.backward_params(grad)
+        return grad @ self.weight.data
+
+    def backward_params(self, grad) -> None:
+        """dW += Gᵀ X, db += Σ_rows G, without the input gradient G W."""
         (x,) = self.saved
         xp = backends.namespace(grad)
         g2 = xp.reshape(grad, (-1, self.out_features))
@@ -51,7 +56,6 @@ class Linear(Module):
         self.weight.accumulate(g2.T @ x2)
         if self.bias is not None:
             self.bias.accumulate(xp.sum(g2, axis=0))
-        return grad @ self.weight.data
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from typing import Iterator
+from collections.abc import Iterator
 
 from xdl import backends
 
@@ -106,6 +106,15 @@ class Module:
     def backward(self, *grad_outputs):
         raise NotImplementedError(f"{type(self).__name__}.backward")
 
+    def backward_params(self, *grad_outputs) -> None:
+        """Accumulate the parameter gradients only: the input is data and needs none.
+
+        What a training step calls on the whole model. The default runs ``backward``
+        and drops the input gradient; layers whose input gradient costs real work
+        (a matrix product in Linear) skip computing it.
+        """
+        self.backward(*grad_outputs)
+
     def __call__(self, *inputs, **kwargs):
         return self.forward(*inputs, **kwargs)
 
@@ -124,7 +133,7 @@ class Module:
         return self._saved
 
     # -- traversal ----------------------------------------------------------------
-    def children(self) -> Iterator["Module"]:
+    def children(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
     def named_modules(self, prefix: str = ""):
@@ -155,23 +164,23 @@ class Module:
             param.grad = None
 
     # -- modes --------------------------------------------------------------------
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         for module in self.modules():
             object.__setattr__(module, "training", mode)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
     # -- state --------------------------------------------------------------------
-    def state_dict(self) -> "OrderedDict[str, object]":
+    def state_dict(self) -> OrderedDict[str, object]:
         """Parameters and buffers by PyTorch's dotted names (``"0.weight"``, ...)."""
         state = OrderedDict((name, p.data) for name, p in self.named_parameters())
         for name, module, attr in self.named_buffers():
             state[name] = getattr(module, attr)
         return state
 
-    def load_state_dict(self, state, strict: bool = True) -> "Module":
+    def load_state_dict(self, state, strict: bool = True) -> Module:
         """Copy arrays (any backend, or NumPy) into this module's parameters and buffers.
 
         Each array is moved to the parameter's backend and dtype. With ``strict``,
@@ -207,7 +216,7 @@ class Module:
                 object.__setattr__(target[0], target[1], value)
         return self
 
-    def to(self, backend=None, dtype=None) -> "Module":
+    def to(self, backend=None, dtype=None) -> Module:
         """Move parameters and buffers to ``backend`` (name or Backend) and/or ``dtype``.
 
         Integer buffers (counters) keep their dtype. Gradients are dropped.
@@ -261,7 +270,7 @@ class Sequential(Module):
     def __iter__(self):
         return iter(self._modules.values())
 
-    def append(self, layer: Module) -> "Sequential":
+    def append(self, layer: Module) -> Sequential:
         setattr(self, str(len(self)), layer)
         return self
 
@@ -274,3 +283,11 @@ class Sequential(Module):
         for layer in reversed(self._modules.values()):
             grad = layer.backward(grad)
         return grad
+
+    def backward_params(self, grad) -> None:
+        """As backward, but the first layer skips its input gradient."""
+        layers = list(self._modules.values())
+        for layer in reversed(layers[1:]):
+            grad = layer.backward(grad)
+        if layers:
+            layers[0].backward_params(grad)

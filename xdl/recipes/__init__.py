@@ -9,8 +9,8 @@ chapter it follows and its default hyper-parameters. ``xdl train NAME`` builds a
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 @dataclass
