@@ -145,13 +145,13 @@ def namespace(*arrays):
 def backend_of(x) -> Backend:
     """The backend (and device) that owns array ``x``."""
     for name in BACKEND_NAMES:
-        impl = _cache_impl(name)
+        impl = _imported_impl(name)
         if impl is not None and impl.owns(x):
             return get(name, impl.device_of(x))
     raise TypeError(f"not an array of a known backend: {type(x).__name__}")
 
 
-def _cache_impl(name):
+def _imported_impl(name):
     """The backend file for ``name`` if its library is already imported, else None.
 
     An array of a library that was never imported cannot exist, so ``backend_of``

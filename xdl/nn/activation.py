@@ -17,7 +17,7 @@ class ReLU(Module):
 
     def backward(self, grad):
         (x,) = self.saved
-        return backends.namespace(grad).where(x > 0, grad, 0.0)
+        return grad * backends.namespace(grad).astype(x > 0, grad.dtype)
 
 
 class LeakyReLU(Module):

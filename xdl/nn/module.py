@@ -86,9 +86,12 @@ class Module:
                 f"{type(self).__name__}.__init__ must call super().__init__() "
                 f"before setting {name!r}"
             )
+        is_buffer = name in self._buffers and not isinstance(value, (Parameter, Module))
         for table in (self._parameters, self._buffers, self._modules):
             table.pop(name, None)
-        if isinstance(value, Parameter):
+        if is_buffer:  # assigning a new array to a buffer keeps it a buffer
+            self._buffers[name] = True
+        elif isinstance(value, Parameter):
             self._parameters[name] = value
         elif isinstance(value, Module):
             self._modules[name] = value
@@ -154,10 +157,19 @@ class Module:
         for _, param in self.named_parameters():
             yield param
 
-    def named_buffers(self):
+    def _buffer_slots(self):
+        """(dotted name, owning module, attribute) of every buffer."""
         for module_name, module in self.named_modules():
             for name in module._buffers:
                 yield (f"{module_name}.{name}" if module_name else name), module, name
+
+    def named_buffers(self):
+        for name, module, attr in self._buffer_slots():
+            yield name, getattr(module, attr)
+
+    def buffers(self):
+        for _, value in self.named_buffers():
+            yield value
 
     def zero_grad(self) -> None:
         for param in self.parameters():
@@ -176,7 +188,7 @@ class Module:
     def state_dict(self) -> OrderedDict[str, object]:
         """Parameters and buffers by PyTorch's dotted names (``"0.weight"``, ...)."""
         state = OrderedDict((name, p.data) for name, p in self.named_parameters())
-        for name, module, attr in self.named_buffers():
+        for name, module, attr in self._buffer_slots():
             state[name] = getattr(module, attr)
         return state
 
@@ -187,7 +199,7 @@ class Module:
         missing or unexpected keys and any shape mismatch raise one error listing them.
         """
         targets = {name: ("param", p) for name, p in self.named_parameters()}
-        for name, module, attr in self.named_buffers():
+        for name, module, attr in self._buffer_slots():
             targets[name] = ("buffer", (module, attr))
         missing = [k for k in targets if k not in state]
         unexpected = [k for k in state if k not in targets]
@@ -224,7 +236,7 @@ class Module:
         for param in self.parameters():
             param.data = _moved(param.data, backend, dtype)
             param.grad = None
-        for _, module, attr in self.named_buffers():
+        for _, module, attr in self._buffer_slots():
             value = getattr(module, attr)
             object.__setattr__(module, attr, _moved(value, backend, dtype))
         return self

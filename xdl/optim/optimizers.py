@@ -137,7 +137,7 @@ class SGD(Optimizer):
             else:
                 buf = state["momentum_buffer"]
                 buf *= mu
-                buf += (1.0 - group["dampening"]) * grad
+                buf += grad if group["dampening"] == 0 else (1.0 - group["dampening"]) * grad
             grad = grad + mu * buf if group["nesterov"] else buf
         param.data -= group["lr"] * grad
 
