@@ -59,6 +59,13 @@ class Backend:
             host = host.astype(np.dtype(dtype_name(dtype)), copy=False)
         return self.impl.from_numpy(host, self.device)
 
+    @property
+    def chunk_bytes(self) -> int | None:
+        """How large a temporary (such as a convolution's im2col matrix) may grow before
+        the batch is processed in chunks: a cache-sized limit on CPUs, None (no
+        chunking) where one large product is fastest, as on GPUs."""
+        return self.impl.chunk_bytes(self.device)
+
     def dtype(self, name):
         """The namespace's dtype object for ``"float32"``, ``"int64"``, ...; dtypes pass through."""
         return getattr(self.xp, name) if isinstance(name, str) else name

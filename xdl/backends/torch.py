@@ -61,3 +61,8 @@ def normal(gen, shape, dtype, device):
     import torch
 
     return torch.randn(shape, generator=gen, dtype=dtype, device=device)
+
+
+def chunk_bytes(device):
+    """Cache-sized chunks on the CPU; one large product on a GPU."""
+    return 4 << 20 if device.type == "cpu" else None

@@ -1,0 +1,345 @@
+"""Convolutions as im2col + one matrix product: Conv2d, Conv1d, ConvTranspose2d.
+
+With X = im2col(x) as a matrix (N·OH·OW, kh·kw·C) (see :mod:`xdl.nn.functional`) and
+the weight as W (O, kh·kw·C), a convolution is one matrix product
+
+    Y = X Wᵀ + b          (Y is (N, OH, OW, O), returned as an (N, O, OH, OW) view)
+
+and its backward, with dY the output gradient as (N·OH·OW, O):
+
+    dW = dYᵀ X      db = Σ_rows dY      dX = dY W,   dx = col2im(dX)
+
+With G groups each of the G channel blocks has its own X_g, W_g (a batched product).
+A transposed convolution is the adjoint map: its forward is a convolution's input
+gradient and its backward a convolution's forward.
+
+On a CPU the batch is processed in chunks whose im2col matrix fits in cache
+(``Backend.chunk_bytes``): the products run faster and the matrix is never held
+for the whole batch. The backward pass recomputes each chunk's im2col from the saved
+input instead of keeping it, which costs a cheap copy and saves the largest
+temporary of the layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+from xdl import backends
+from xdl.nn import init
+from xdl.nn.functional import Window, channels_first, channels_last, col2im_channels_last, pair
+from xdl.nn.functional import im2col as _im2col
+from xdl.nn.module import Module
+
+# -- grouped channel matrices -----------------------------------------------------------
+
+
+def to_groups(a, groups: int):
+    """(rows..., K, C) → (G, rows, K·C/G): channel block g of every row, as a matrix."""
+    xp = backends.namespace(a)
+    k, c = a.shape[-2], a.shape[-1]
+    if groups == 1:
+        return xp.reshape(a, (1, -1, k * c))
+    split = xp.reshape(a, (-1, k, groups, c // groups))
+    return xp.reshape(xp.permute_dims(split, (2, 0, 1, 3)), (groups, -1, k * (c // groups)))
+
+
+def from_groups(m, shape):
+    """Inverse of :func:`to_groups`: (G, rows, K·C/G) → ``shape`` = (rows..., K, C)."""
+    xp = backends.namespace(m)
+    groups = m.shape[0]
+    if groups == 1:
+        return xp.reshape(m, shape)
+    k, c = shape[-2], shape[-1]
+    split = xp.reshape(m, (groups, -1, k, c // groups))
+    return xp.reshape(xp.permute_dims(split, (1, 2, 0, 3)), shape)
+
+
+def batch_chunks(x, bytes_per_sample: int):
+    """(start, stop) ranges over the batch so each chunk's temporaries fit the backend's
+    ``chunk_bytes`` (one range where the backend wants no chunking)."""
+    n = x.shape[0]
+    limit = backends.backend_of(x).chunk_bytes
+    step = n if limit is None else max(1, limit // max(bytes_per_sample, 1))
+    return [(start, min(start + step, n)) for start in range(0, n, step)]
+
+
+def _itemsize(x) -> int:
+    return 8 if backends.dtype_name(x.dtype) == "float64" else 4
+
+
+def _concat(parts, axis=0):
+    return parts[0] if len(parts) == 1 else backends.namespace(parts[0]).concat(parts, axis=axis)
+
+
+# -- Conv2d as functions ------------------------------------------------------------------
+
+
+def conv_weight_matrix(weight, groups: int):
+    """weight (O, C/G, kh, kw) → W (G, O/G, kh·kw·C/G), columns in im2col's (k, c) order."""
+    xp = backends.namespace(weight)
+    out_channels = weight.shape[0]
+    w = xp.permute_dims(weight, (0, 2, 3, 1))
+    return xp.reshape(w, (groups, out_channels // groups, -1))
+
+
+def conv2d_forward(x, weight, bias, window: Window, groups: int):
+    """y = im2col(x) Wᵀ + b, chunk by chunk; returns y (N, O, OH, OW) (channels-last memory)."""
+    xp = backends.namespace(x)
+    n, c = x.shape[0], x.shape[1]
+    out_h, out_w = window.output_size(x.shape[2], x.shape[3])
+    out_channels = weight.shape[0]
+    w_t = xp.matrix_transpose(conv_weight_matrix(weight, groups))
+    parts = []
+    for start, stop in batch_chunks(x, out_h * out_w * window.size * c * _itemsize(x)):
+        cols = to_groups(_im2col(x[start:stop, ...], window, (out_h, out_w)), groups)
+        parts.append(from_groups(cols @ w_t, (stop - start, out_h, out_w, 1, out_channels)))
+    y = xp.reshape(_concat(parts), (n, out_h, out_w, out_channels))
+    if bias is not None:
+        y = y + bias
+    return channels_first(y)
+
+
+def conv2d_backward(x, grad, weight, window: Window, groups: int, input_grad: bool = True):
+    """(dx or None, dW, db) of y = conv2d(x) for the output gradient ``grad``."""
+    xp = backends.namespace(grad)
+    n, c, h, w = x.shape
+    out_h, out_w = grad.shape[2], grad.shape[3]
+    w_matrix = conv_weight_matrix(weight, groups)
+    dw = None
+    dx_parts = []
+    for start, stop in batch_chunks(x, out_h * out_w * window.size * c * _itemsize(x)):
+        cols = to_groups(_im2col(x[start:stop, ...], window, (out_h, out_w)), groups)
+        grad_rows = to_groups(channels_last(grad[start:stop, ...])[:, :, :, None, :], groups)
+        step = xp.matrix_transpose(grad_rows) @ cols
+        dw = step if dw is None else dw + step
+        if input_grad:
+            dcols = from_groups(grad_rows @ w_matrix,
+                                (stop - start, out_h, out_w, window.size, c))
+            dx_parts.append(col2im_channels_last(dcols, window, (stop - start, c, h, w)))
+    kh, kw = window.kernel
+    dw = xp.permute_dims(xp.reshape(dw, (weight.shape[0], kh, kw, -1)), (0, 3, 1, 2))
+    db = xp.sum(grad, axis=(0, 2, 3))
+    dx = channels_first(_concat(dx_parts)) if input_grad else None
+    return dx, dw, db
+
+
+# -- layers -----------------------------------------------------------------------------------
+
+
+def _check_input(layer, x, channels: int, ndim: int = 4):
+    if x.ndim != ndim or x.shape[1] != channels:
+        layout = "(N, C, H, W)" if ndim == 4 else "(N, C, L)"
+        raise ValueError(f"{layer!r}: expected input {layout} with C = {channels}, "
+                         f"got {tuple(x.shape)}")
+
+
+def _check_groups(name, in_channels, out_channels, groups):
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels "
+                         f"({out_channels}) must be divisible by groups ({groups})")
+
+
+def _init_parameters(layer, weight_shape, fan_in: int, bias_size: int, bias: bool):
+    """PyTorch's default: weight and bias ~ U(−1/√fan_in, 1/√fan_in)."""
+    bound = 1.0 / math.sqrt(fan_in)
+    layer.weight = init.uniform_(init.empty_parameter(weight_shape), -bound, bound)
+    layer.bias = (init.uniform_(init.empty_parameter((bias_size,)), -bound, bound)
+                  if bias else None)
+
+
+def _accumulate(layer, dw, db):
+    layer.weight.accumulate(dw)
+    if layer.bias is not None:
+        layer.bias.accumulate(db)
+
+
+def _data(param):
+    return None if param is None else param.data
+
+
+def _window_repr(layer) -> str:
+    w = layer.window
+    text = (f"{layer.in_channels}, {layer.out_channels}, kernel_size={w.kernel}, "
+            f"stride={w.stride}")
+    if w.padding != (0, 0):
+        text += f", padding={w.padding}"
+    if w.dilation != (1, 1):
+        text += f", dilation={w.dilation}"
+    if layer.groups != 1:
+        text += f", groups={layer.groups}"
+    return text + ("" if layer.bias is not None else ", bias=False")
+
+
+class Conv2d(Module):
+    """2-D convolution (cross-correlation, as in PyTorch) on NCHW input.
+
+    y[n, o] = b[o] + Σ_{c ∈ group(o), i, j} w[o, c, i, j] · x_p[n, c, s·h + d·i, s·w + d·j]
+
+    weight: (out_channels, in_channels / groups, kh, kw); bias: (out_channels,);
+    both start as U(−1/√fan_in, 1/√fan_in) with fan_in = in/groups · kh · kw.
+    Backward: see the module docstring.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1,
+                 padding=0, dilation=1, groups: int = 1, bias: bool = True):
+        super().__init__()
+        _check_groups("Conv2d", in_channels, out_channels, groups)
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.window = Window.of(kernel_size, stride, padding, dilation)
+        kh, kw = self.window.kernel
+        _init_parameters(self, (out_channels, in_channels // groups, kh, kw),
+                         in_channels // groups * kh * kw, out_channels, bias)
+
+    def forward(self, x):
+        _check_input(self, x, self.in_channels)
+        out_h, out_w = self.window.output_size(x.shape[2], x.shape[3])
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"{self!r}: input {tuple(x.shape)} is smaller than the kernel")
+        self.save_for_backward(x)
+        return conv2d_forward(x, self.weight.data, _data(self.bias), self.window, self.groups)
+
+    def backward(self, grad):
+        (x,) = self.saved
+        dx, dw, db = conv2d_backward(x, grad, self.weight.data, self.window, self.groups)
+        _accumulate(self, dw, db)
+        return dx
+
+    def backward_params(self, grad) -> None:
+        """dW and db only: the input gradient col2im(dY W) is skipped."""
+        (x,) = self.saved
+        _, dw, db = conv2d_backward(x, grad, self.weight.data, self.window, self.groups,
+                                    input_grad=False)
+        _accumulate(self, dw, db)
+
+    def extra_repr(self):
+        return _window_repr(self)
+
+
+class Conv1d(Module):
+    """1-D convolution on (N, C, L), computed as a Conv2d over a height-1 image.
+
+    y[n, o, t] = b[o] + Σ_{c ∈ group(o), i} w[o, c, i] · x_p[n, c, s·t + d·i]
+
+    weight: (out_channels, in_channels / groups, k); bias: (out_channels,).
+    Backward: that of Conv2d with the weight viewed as (O, C/G, 1, k).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, dilation: int = 1, groups: int = 1, bias: bool = True):
+        super().__init__()
+        _check_groups("Conv1d", in_channels, out_channels, groups)
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.window = Window.of((1, kernel_size), (1, stride), (0, padding), (1, dilation))
+        _init_parameters(self, (out_channels, in_channels // groups, kernel_size),
+                         in_channels // groups * kernel_size, out_channels, bias)
+
+    def _weight_4d(self):
+        w = self.weight.data
+        return backends.namespace(w).reshape(w, (w.shape[0], w.shape[1], 1, w.shape[2]))
+
+    def forward(self, x):
+        _check_input(self, x, self.in_channels, ndim=3)
+        if self.window.output_size(1, x.shape[2])[1] < 1:
+            raise ValueError(f"{self!r}: input {tuple(x.shape)} is shorter than the kernel")
+        self.save_for_backward(x)
+        y = conv2d_forward(x[:, :, None, :], self._weight_4d(), _data(self.bias),
+                           self.window, self.groups)
+        return y[:, :, 0, :]
+
+    def _backward(self, grad, input_grad):
+        (x,) = self.saved
+        xp = backends.namespace(grad)
+        dx, dw, db = conv2d_backward(x[:, :, None, :], grad[:, :, None, :], self._weight_4d(),
+                                     self.window, self.groups, input_grad)
+        _accumulate(self, xp.reshape(dw, self.weight.shape), db)
+        return None if dx is None else dx[:, :, 0, :]
+
+    def backward(self, grad):
+        return self._backward(grad, True)
+
+    def backward_params(self, grad) -> None:
+        self._backward(grad, False)
+
+    def extra_repr(self):
+        return _window_repr(self)
+
+
+class ConvTranspose2d(Module):
+    """Transposed convolution ("deconvolution"): the adjoint of Conv2d's input map.
+
+    Output size: OH = (H − 1)·s − 2p + d(kh − 1) + output_padding + 1 (OW likewise).
+    weight: (in_channels, out_channels / groups, kh, kw), as in PyTorch; PyTorch's init.
+    With X the input as (N·H·W, C_in) and W as (C_in, kh·kw·C_out) per group:
+    forward:  y = col2im(X W) + b
+    backward: dX = im2col(dy) Wᵀ,  dW = Xᵀ im2col(dy),  db = Σ dy
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1,
+                 padding=0, output_padding=0, groups: int = 1, bias: bool = True,
+                 dilation=1):
+        super().__init__()
+        _check_groups("ConvTranspose2d", in_channels, out_channels, groups)
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.window = Window.of(kernel_size, stride, padding, dilation)
+        self.output_padding = pair(output_padding)
+        if any(op >= max(s, d) for op, s, d in zip(self.output_padding, self.window.stride,
+                                                     self.window.dilation)):
+            raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be "
+                             f"smaller than stride or dilation")
+        kh, kw = self.window.kernel
+        _init_parameters(self, (in_channels, out_channels // groups, kh, kw),
+                         out_channels // groups * kh * kw, out_channels, bias)
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        w = self.window
+        return tuple(
+            (size - 1) * s - 2 * p + d * (k - 1) + op + 1
+            for size, k, s, p, d, op in zip((height, width), w.kernel, w.stride, w.padding,
+                                            w.dilation, self.output_padding)
+        )
+
+    def _weight_matrix(self, xp):
+        """weight (C_in, C_out/G, kh, kw) → (G, C_in/G, kh·kw·C_out/G), im2col's (k, c) order."""
+        w = xp.permute_dims(self.weight.data, (0, 2, 3, 1))
+        return xp.reshape(w, (self.groups, self.in_channels // self.groups, -1))
+
+    def forward(self, x):
+        _check_input(self, x, self.in_channels)
+        xp = backends.namespace(x)
+        n, _, h, w = x.shape
+        out_h, out_w = self.output_size(h, w)
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"{self!r}: output size {(out_h, out_w)} for input "
+                             f"{tuple(x.shape)} is not positive")
+        rows = to_groups(channels_last(x)[:, :, :, None, :], self.groups)
+        cols = from_groups(rows @ self._weight_matrix(xp),
+                           (n, h, w, self.window.size, self.out_channels))
+        y = col2im_channels_last(cols, self.window, (n, self.out_channels, out_h, out_w))
+        if self.bias is not None:
+            y = y + self.bias.data
+        self.save_for_backward(rows, tuple(x.shape))
+        return channels_first(y)
+
+    def _backward(self, grad, input_grad):
+        rows, (n, c, h, w) = self.saved
+        xp = backends.namespace(grad)
+        cols = to_groups(_im2col(grad, self.window, (h, w)), self.groups)
+        dw = xp.matrix_transpose(rows) @ cols
+        kh, kw = self.window.kernel
+        dw = xp.reshape(dw, (self.in_channels, kh, kw, -1))
+        _accumulate(self, xp.permute_dims(dw, (0, 3, 1, 2)), xp.sum(grad, axis=(0, 2, 3)))
+        if not input_grad:
+            return None
+        dx = cols @ xp.matrix_transpose(self._weight_matrix(xp))
+        return channels_first(from_groups(dx, (n, h, w, 1, c))[:, :, :, 0, :])
+
+    def backward(self, grad):
+        return self._backward(grad, True)
+
+    def backward_params(self, grad) -> None:
+        self._backward(grad, False)
+
+    def extra_repr(self):
+        text = _window_repr(self)
+        return text + (f", output_padding={self.output_padding}"
+                       if self.output_padding != (0, 0) else "")
