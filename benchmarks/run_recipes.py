@@ -19,7 +19,8 @@ from xdl import backends, recipes
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 DEFAULT = ["digits-mlp", "perceptron-3d", "softmax-spiral", "softmax-mnist", "mlp-mnist",
-           "mlp-fashion"]
+           "mlp-fashion", "lenet-mnist", "cnn-mnist", "cnn-bn-mnist", "cnn-fashion",
+           "optimizers-compare"]
 
 
 def main() -> int:
@@ -28,10 +29,16 @@ def main() -> int:
     parser.add_argument("--data-dir", default=os.environ.get("XDL_DATA_DIR",
                                                              "../shared/datasets"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--table-only", action="store_true",
+                        help="print the table from benchmarks/results without training")
     args = parser.parse_args()
     os.makedirs(RESULTS, exist_ok=True)
     rows = []
     for name in args.recipes:
+        if args.table_only:
+            with open(os.path.join(RESULTS, f"{name}.json"), encoding="utf-8") as stream:
+                rows.append(json.load(stream))
+            continue
         recipe = recipes.get(name)
         xdl.manual_seed(args.seed)
         config = recipes.RunConfig(backend=backends.current().name, seed=args.seed,
@@ -46,11 +53,13 @@ def main() -> int:
     print("|---|---|---|---|---|")
     for m in rows:
         print(f"| `{m['recipe']}` | {_result(m)} | {m['epochs_run']} | "
-              f"{m['train_seconds']:.1f} s | {m['backend']}, {m['machine']} |")
+              f"{m['train_seconds']:.1f} s | {m.get('backend', 'numpy:cpu')}, {m['machine']} |")
     return 0
 
 
 def _result(metrics: dict) -> str:
+    if metrics["recipe"] == "optimizers-compare":
+        return "see the optimizer table below"
     if "train_accuracy" in metrics:
         return f"{100 * metrics['train_accuracy']:.1f}% training accuracy"
     text = f"{100 * metrics['test_accuracy']:.2f}% test accuracy"

@@ -103,3 +103,10 @@ def test_initialisers_follow_their_formulas():
     assert backends.to_numpy(init.zeros_(weight).data).max() == 0
     with pytest.raises(ValueError, match="unknown nonlinearity"):
         init.calculate_gain("swish")
+
+
+def test_reassigning_keeps_the_state_dict_order(backend):
+    model = Counter()
+    model.running = backend.asarray(np.ones(3), "float32")
+    model.scale = init.zeros_(init.empty_parameter((3,)))
+    assert list(model.state_dict()) == ["scale", "running", "seen"]

@@ -58,12 +58,15 @@ def _is_float(x) -> bool:
 
 def gradcheck(module: Module, *inputs, eps: float = 1e-6, rtol: float = 1e-5,
               atol: float = 1e-8, inputs_to_check=None, check_params: bool = True,
-              seed: int = 0, raise_on_failure: bool = True) -> GradcheckResult:
+              samples: int | None = None, seed: int = 0,
+              raise_on_failure: bool = True) -> GradcheckResult:
     """Check ``module.backward`` (input and parameter gradients) by finite differences.
 
     ``inputs_to_check`` lists input positions (default: every float input the
-    backward returns a gradient for). Raises :class:`GradcheckError` on failure
-    unless ``raise_on_failure`` is False; returns a :class:`GradcheckResult`.
+    backward returns a gradient for). ``samples`` checks that many seeded random
+    elements of each array instead of all of them (for whole models). Raises
+    :class:`GradcheckError` on failure unless ``raise_on_failure`` is False; returns
+    a :class:`GradcheckResult`.
     """
     float_arrays = [x for x in inputs if _is_float(x)] + [p.data for p in module.parameters()]
     for array in float_arrays:
@@ -100,8 +103,11 @@ def gradcheck(module: Module, *inputs, eps: float = 1e-6, rtol: float = 1e-5,
             args[i] = perturbed
             return objective(*args)
 
-        numeric = _numeric_gradient(inputs[i], evaluate_input, eps)
-        comparisons.append((f"input {i}", grads[i], numeric))
+        _check_shape(module, f"input {i}", grads[i], inputs[i])
+        chosen = _chosen_elements(inputs[i], samples, rng)
+        numeric = _numeric_gradient(inputs[i], evaluate_input, eps, chosen)
+        comparisons.append((f"input {i}", _select(grads[i], chosen), numeric, chosen,
+                            tuple(inputs[i].shape)))
     if check_params:
         for name, param in module.named_parameters():
             original = param.data
@@ -110,13 +116,15 @@ def gradcheck(module: Module, *inputs, eps: float = 1e-6, rtol: float = 1e-5,
                 param.data = perturbed
                 return objective(*inputs)
 
-            numeric = _numeric_gradient(original, evaluate_param, eps)
+            chosen = _chosen_elements(original, samples, rng)
+            numeric = _numeric_gradient(original, evaluate_param, eps, chosen)
             param.data = original
             analytic = param.grad
             if analytic is None:
-                xp = backends.namespace(original)
-                analytic = xp.zeros_like(original)
-            comparisons.append((f"parameter {name}", analytic, numeric))
+                analytic = backends.namespace(original).zeros_like(original)
+            _check_shape(module, f"parameter {name}", analytic, original)
+            comparisons.append((f"parameter {name}", _select(analytic, chosen), numeric,
+                                chosen, tuple(original.shape)))
     result = _compare(comparisons, rtol, atol)
     if raise_on_failure and not result.ok:
         raise GradcheckError(f"{type(module).__name__}: {result}")
@@ -130,31 +138,50 @@ def _as_grad_arguments(outputs, projections):
     return (projections[0],)
 
 
-def _numeric_gradient(x, evaluate, eps):
-    """Central differences of ``evaluate`` around ``x``, one element at a time."""
+def _check_shape(module, label, gradient, value):
+    if tuple(gradient.shape) != tuple(value.shape):
+        raise GradcheckError(f"{type(module).__name__}: the gradient of {label} has shape "
+                             f"{tuple(gradient.shape)}, expected {tuple(value.shape)}")
+
+
+def _chosen_elements(x, samples, rng):
+    """Flat indices to check: all of them, or ``samples`` seeded random ones."""
+    size = 1
+    for n in x.shape:
+        size *= n
+    if samples is None or samples >= size:
+        return list(range(size))
+    return sorted(int(j) for j in rng.choice(size, samples, replace=False))
+
+
+def _select(x, chosen):
+    """The ``chosen`` flat elements of ``x`` as a 1-D array."""
+    xp = backends.namespace(x)
+    flat = xp.reshape(x, (-1,))
+    index = xp.asarray(chosen, dtype=xp.int64, device=flat.device)
+    return xp.take(flat, index, axis=0)
+
+
+def _numeric_gradient(x, evaluate, eps, chosen):
+    """Central differences of ``evaluate`` around ``x`` at the ``chosen`` flat elements."""
     xp = backends.namespace(x)
     shape = tuple(x.shape)
     base = xp.reshape(xp.asarray(x, copy=True), (-1,))  # never written to
     flat = xp.asarray(base, copy=True)
-    numeric = xp.zeros_like(flat)
-    for j in range(flat.shape[0]):
+    numeric = xp.zeros((len(chosen),), dtype=x.dtype, device=flat.device)
+    for position, j in enumerate(chosen):
         flat[j] = base[j] + eps
         f_plus = evaluate(xp.reshape(flat, shape))
         flat[j] = base[j] - eps
         f_minus = evaluate(xp.reshape(flat, shape))
         flat[j] = base[j]
-        numeric[j] = (f_plus - f_minus) / (2.0 * eps)
-    return xp.reshape(numeric, shape)
+        numeric[position] = (f_plus - f_minus) / (2.0 * eps)
+    return numeric
 
 
 def _compare(comparisons, rtol, atol) -> GradcheckResult:
     worst_ratio, worst_rel, worst_where = -1.0, 0.0, "nothing"
-    for label, analytic, numeric in comparisons:
-        if tuple(analytic.shape) != tuple(numeric.shape):
-            return GradcheckResult(False, float("inf"),
-                                   f"{label}: gradient shape {tuple(analytic.shape)}, "
-                                   f"expected {tuple(numeric.shape)}",
-                                   [c[0] for c in comparisons])
+    for label, analytic, numeric, chosen, shape in comparisons:
         a = backends.to_numpy(analytic).reshape(-1)
         n = backends.to_numpy(numeric).reshape(-1)
         if a.size == 0:
@@ -166,7 +193,7 @@ def _compare(comparisons, rtol, atol) -> GradcheckResult:
         if ratio[j] > worst_ratio:
             worst_ratio = float(ratio[j])
             worst_rel = float(error[j] / max(scale[j], 1e-300))
-            index = tuple(int(k) for k in _unravel(j, tuple(analytic.shape)))
+            index = tuple(int(k) for k in _unravel(chosen[j], shape))
             worst_where = (f"{label}{list(index)}: analytic {a[j]:.6e}, "
                            f"numeric {n[j]:.6e}")
     return GradcheckResult(worst_ratio <= 1.0, worst_rel, worst_where,

@@ -38,3 +38,36 @@ def plot_history(history: dict, path: str, title: str = "") -> str | None:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def plot_comparison(runs: dict, path: str, title: str = "") -> str | None:
+    """Per-iteration training loss and per-epoch validation accuracy of several runs
+    (``{label: {"lr": ..., "batch_loss": [...], "val_accuracy": [...]}}``) in one figure."""
+    if not have_matplotlib():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, run in runs.items():
+        name = f"{label} (lr {run['lr']:g})"
+        loss_axis.plot(range(1, len(run["batch_loss"]) + 1), run["batch_loss"], label=name,
+                       linewidth=0.8)
+        accuracy_axis.plot(range(1, len(run["val_accuracy"]) + 1), run["val_accuracy"],
+                           marker="o", label=name)
+    loss_axis.set_xlabel("iteration")
+    loss_axis.set_ylabel("training loss")
+    loss_axis.set_yscale("log")
+    accuracy_axis.set_xlabel("epoch")
+    accuracy_axis.set_ylabel("validation accuracy")
+    for axis in (loss_axis, accuracy_axis):
+        axis.grid(alpha=0.3)
+    accuracy_axis.legend(fontsize=7)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

@@ -64,6 +64,9 @@ class Callback:
     def on_train_begin(self, state):
         pass
 
+    def on_batch_end(self, state, loss):
+        """After each step; ``loss`` is the batch's loss as a 0-d device array."""
+
     def on_epoch_end(self, state, logs: dict):
         pass
 
@@ -88,6 +91,25 @@ class EarlyStopping(Callback):
             self.wait += 1
             if self.wait >= self.patience:
                 state.stop = True
+
+
+class LossRecorder(Callback):
+    """Keeps every batch's training loss (``losses``, host floats), for per-iteration
+    curves. The losses stay on the device during an epoch and are read once at its end.
+    """
+
+    def __init__(self):
+        self.losses: list[float] = []
+        self._pending = []
+
+    def on_batch_end(self, state, loss):
+        self._pending.append(loss)
+
+    def on_epoch_end(self, state, logs):
+        if self._pending:
+            xp = backends.namespace(self._pending[0])
+            self.losses.extend(float(v) for v in backends.to_numpy(xp.stack(self._pending)))
+            self._pending = []
 
 
 class ModelCheckpoint(Callback):
@@ -166,7 +188,8 @@ class TrainingState:
 
 
 def train_epoch(model, loss_fn, optimizer, loader, metrics=("accuracy",),
-                clip_grad_norm=None, bar=None, log_every: int = 50) -> dict:
+                clip_grad_norm=None, bar=None, log_every: int = 50, callbacks=(),
+                state=None) -> dict:
     """One pass over ``loader`` in training mode; returns the epoch's mean loss and metrics."""
     named = [_metric(m) for m in metrics]
     model.train()
@@ -184,6 +207,8 @@ def train_epoch(model, loss_fn, optimizer, loader, metrics=("accuracy",),
         seen += n
         loss_sum = loss_sum + loss * n
         counts = [c + fn(output, target) for c, (_, fn) in zip(counts, named)]
+        for callback in callbacks:
+            callback.on_batch_end(state, loss)
         if bar is not None:
             bar.update(1)
             if step % log_every == 0:
@@ -254,7 +279,7 @@ def fit(model, loss_fn, optimizer, train_loader, epochs: int, val_loader=None,
                    disable=not progress, leave=True, mininterval=0.5)
         try:
             logs = train_epoch(model, loss_fn, optimizer, train_loader, metrics,
-                               clip_grad_norm, bar, log_every)
+                               clip_grad_norm, bar, log_every, callbacks, state)
             logs["lr"] = optimizer.param_groups[0]["lr"]
             if val_loader is not None:
                 logs.update({f"val_{k}": v

@@ -247,6 +247,37 @@ def scatter_add_onehot(target, indices, values):
     return target + xp.reshape(onehot @ flat, target.shape)
 
 
+def sliding_windows(x, kernel, stride, dilation, out_size):
+    """Windows of a channels-last x (N, H, W, C) as a new array (N, OH, OW, kh·kw, C):
+
+        out[n, a, b, i·kw + j, c] = x[n, a·sh + i·dh, b·sw + j·dw, c]
+
+    NumPy, PyTorch and CuPy copy once from a strided view of x; the portable
+    fallback (:func:`sliding_windows_by_slices`) stacks kh·kw strided slices.
+    """
+    impl = backend_of(x).impl
+    if hasattr(impl, "sliding_windows"):
+        return impl.sliding_windows(x, kernel, stride, dilation, out_size)
+    return sliding_windows_by_slices(x, kernel, stride, dilation, out_size)
+
+
+def sliding_windows_by_slices(x, kernel, stride, dilation, out_size):
+    """Portable :func:`sliding_windows`: one strided slice per kernel position, stacked."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
+    return namespace(x).stack(
+        [x[:, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw, :]
+         for i in range(kh) for j in range(kw)], axis=3)
+
+
+def window_view_shape(x_shape, x_strides, kernel, stride, dilation, out_size):
+    """Shape and strides of the (N, OH, OW, kh, kw, C) window view of a channels-last
+    array, for the backends whose library has ``as_strided``."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
+    s_n, s_h, s_w, s_c = x_strides
+    shape = (x_shape[0], oh, ow, kh, kw, x_shape[3])
+    return shape, (s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c)
+
+
 # -- random numbers -----------------------------------------------------------------
 
 def manual_seed(seed: int) -> None:
@@ -290,6 +321,7 @@ def normal(shape, like):
 __all__ = [
     "BACKEND_NAMES", "Backend", "BackendUnavailable", "available", "backend_of", "copy_to",
     "current", "dtype_name", "get", "host_generator", "host_rng", "manual_seed", "namespace",
-    "normal", "resolve", "scatter_add", "scatter_add_onehot", "set_backend", "to_device",
-    "to_numpy", "uniform", "unavailable_reason", "use",
+    "normal", "resolve", "scatter_add", "scatter_add_onehot", "set_backend",
+    "sliding_windows", "sliding_windows_by_slices", "to_device", "to_numpy", "uniform",
+    "unavailable_reason", "use", "window_view_shape",
 ]

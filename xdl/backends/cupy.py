@@ -76,3 +76,14 @@ def normal(gen, shape, dtype, device):
 
 def chunk_bytes(device):
     return None
+
+
+def sliding_windows(x, kernel, stride, dilation, out_size):
+    """One copy out of a strided window view (see xdl.backends.sliding_windows)."""
+    import cupy
+
+    from xdl.backends import window_view_shape
+
+    shape, strides = window_view_shape(x.shape, x.strides, kernel, stride, dilation, out_size)
+    view = cupy.lib.stride_tricks.as_strided(x, shape, strides)
+    return view.reshape(shape[:3] + (shape[3] * shape[4], shape[5]))

@@ -52,3 +52,12 @@ def normal(gen, shape, dtype, device):
 def chunk_bytes(device):
     """im2col chunks of about 4 MB stay in cache and keep the matrix products fast."""
     return 4 << 20
+
+
+def sliding_windows(x, kernel, stride, dilation, out_size):
+    """One copy out of a strided window view (see xdl.backends.sliding_windows)."""
+    from xdl.backends import window_view_shape
+
+    shape, strides = window_view_shape(x.shape, x.strides, kernel, stride, dilation, out_size)
+    view = np.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
+    return view.reshape(shape[:3] + (shape[3] * shape[4], shape[5]))

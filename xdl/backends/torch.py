@@ -66,3 +66,13 @@ def normal(gen, shape, dtype, device):
 def chunk_bytes(device):
     """Cache-sized chunks on the CPU; one large product on a GPU."""
     return 4 << 20 if device.type == "cpu" else None
+
+
+def sliding_windows(x, kernel, stride, dilation, out_size):
+    """One copy out of a strided window view (see xdl.backends.sliding_windows)."""
+    from xdl.backends import window_view_shape
+
+    shape, strides = window_view_shape(tuple(x.shape), x.stride(), kernel, stride, dilation,
+                                       out_size)
+    view = x.as_strided(shape, strides, x.storage_offset())
+    return view.reshape(shape[:3] + (shape[3] * shape[4], shape[5]))

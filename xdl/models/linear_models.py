@@ -36,7 +36,8 @@ class Perceptron(Module):
     def predict(self, x):
         """±1 labels: +1 where the score is > 0."""
         xp = backends.namespace(x)
-        return xp.where(self.forward(x) > 0, 1.0, -1.0)
+        positive = xp.astype(self.forward(x) > 0, x.dtype)
+        return 2.0 * positive - 1.0
 
     def learn(self, x, y, lr: float = 1.0):
         """One pass of the rule over the samples of ``x`` in order; returns the mistake count.

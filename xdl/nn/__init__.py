@@ -2,14 +2,18 @@
 
 from xdl.nn import init
 from xdl.nn.activation import ELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, activation
-from xdl.nn.dropout import Dropout
+from xdl.nn.conv import Conv1d, Conv2d, ConvTranspose2d
+from xdl.nn.dropout import Dropout, Dropout2d
 from xdl.nn.linear import Flatten, Identity, Linear
 from xdl.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss, PerceptronLoss
 from xdl.nn.module import Module, Parameter, Sequential, is_grad_enabled, no_grad
+from xdl.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from xdl.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d
 
 __all__ = [
-    "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "Flatten", "Identity",
-    "LeakyReLU", "Linear", "Loss", "MSELoss", "Module", "Parameter", "PerceptronLoss",
-    "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "activation", "init",
-    "is_grad_enabled", "no_grad",
+    "AdaptiveAvgPool2d", "AvgPool2d", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d",
+    "Conv1d", "Conv2d", "ConvTranspose2d", "CrossEntropyLoss", "Dropout", "Dropout2d", "ELU",
+    "Flatten", "GlobalAvgPool2d", "Identity", "LayerNorm", "LeakyReLU", "Linear", "Loss",
+    "MSELoss", "MaxPool2d", "Module", "Parameter", "PerceptronLoss", "ReLU", "Sequential",
+    "Sigmoid", "Softmax", "Tanh", "activation", "init", "is_grad_enabled", "no_grad",
 ]

@@ -26,8 +26,14 @@ import math
 
 from xdl import backends
 from xdl.nn import init
-from xdl.nn.functional import Window, channels_first, channels_last, col2im_channels_last, pair
-from xdl.nn.functional import im2col as _im2col
+from xdl.nn.functional import (
+    Window,
+    channels_first,
+    channels_last,
+    col2im_channels_last,
+    im2col,
+    pair,
+)
 from xdl.nn.module import Module
 
 # -- grouped channel matrices -----------------------------------------------------------
@@ -91,7 +97,7 @@ def conv2d_forward(x, weight, bias, window: Window, groups: int):
     w_t = xp.matrix_transpose(conv_weight_matrix(weight, groups))
     parts = []
     for start, stop in batch_chunks(x, out_h * out_w * window.size * c * _itemsize(x)):
-        cols = to_groups(_im2col(x[start:stop, ...], window, (out_h, out_w)), groups)
+        cols = to_groups(im2col(x[start:stop, ...], window, (out_h, out_w)), groups)
         parts.append(from_groups(cols @ w_t, (stop - start, out_h, out_w, 1, out_channels)))
     y = xp.reshape(_concat(parts), (n, out_h, out_w, out_channels))
     if bias is not None:
@@ -108,7 +114,7 @@ def conv2d_backward(x, grad, weight, window: Window, groups: int, input_grad: bo
     dw = None
     dx_parts = []
     for start, stop in batch_chunks(x, out_h * out_w * window.size * c * _itemsize(x)):
-        cols = to_groups(_im2col(x[start:stop, ...], window, (out_h, out_w)), groups)
+        cols = to_groups(im2col(x[start:stop, ...], window, (out_h, out_w)), groups)
         grad_rows = to_groups(channels_last(grad[start:stop, ...])[:, :, :, None, :], groups)
         step = xp.matrix_transpose(grad_rows) @ cols
         dw = step if dw is None else dw + step
@@ -323,7 +329,7 @@ class ConvTranspose2d(Module):
     def _backward(self, grad, input_grad):
         rows, (n, c, h, w) = self.saved
         xp = backends.namespace(grad)
-        cols = to_groups(_im2col(grad, self.window, (h, w)), self.groups)
+        cols = to_groups(im2col(grad, self.window, (h, w)), self.groups)
         dw = xp.matrix_transpose(rows) @ cols
         kh, kw = self.window.kernel
         dw = xp.reshape(dw, (self.in_channels, kh, kw, -1))

@@ -98,11 +98,10 @@ def im2col(x, window: Window, out_size=None, pad_value: float = 0.0):
     ``out_size`` (OH, OW) defaults to :meth:`Window.output_size`; ``pad_value`` fills
     the padding (−inf for max pooling).
     """
-    xp = backends.namespace(x)
-    out_h, out_w = out_size or window.output_size(x.shape[2], x.shape[3])
+    out_size = out_size or window.output_size(x.shape[2], x.shape[3])
     padded = pad_channels_last(channels_last(x), window.padding, pad_value)
-    return xp.stack([padded[:, rows, cols, :] for rows, cols in window.slices(out_h, out_w)],
-                    axis=3)
+    return backends.sliding_windows(padded, window.kernel, window.stride, window.dilation,
+                                    out_size)
 
 
 def col2im_channels_last(cols, window: Window, input_shape):

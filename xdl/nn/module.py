@@ -86,15 +86,19 @@ class Module:
                 f"{type(self).__name__}.__init__ must call super().__init__() "
                 f"before setting {name!r}"
             )
-        is_buffer = name in self._buffers and not isinstance(value, (Parameter, Module))
-        for table in (self._parameters, self._buffers, self._modules):
-            table.pop(name, None)
-        if is_buffer:  # assigning a new array to a buffer keeps it a buffer
-            self._buffers[name] = True
-        elif isinstance(value, Parameter):
-            self._parameters[name] = value
+        if isinstance(value, Parameter):
+            table = self._parameters
         elif isinstance(value, Module):
-            self._modules[name] = value
+            table = self._modules
+        elif name in self._buffers:  # a new array for a buffer keeps it a buffer
+            table = self._buffers
+        else:
+            table = None
+        for other in (self._parameters, self._buffers, self._modules):
+            if other is not table:
+                other.pop(name, None)
+        if table is not None:  # in place: reassigning keeps the state_dict order
+            table[name] = True if table is self._buffers else value
         object.__setattr__(self, name, value)
 
     def register_buffer(self, name: str, value) -> None:
@@ -268,10 +272,19 @@ class Sequential(Module):
     backward: dx = f_1'(... f_n'(dy))
     """
 
-    def __init__(self, *layers: Module):
+    def __init__(self, *layers):
+        """``Sequential(a, b, c)`` names the children 0, 1, 2; ``Sequential(OrderedDict(
+        features=..., classifier=...))`` names them, as in PyTorch."""
         super().__init__()
-        for index, layer in enumerate(layers):
-            setattr(self, str(index), layer)
+        if len(layers) == 1 and isinstance(layers[0], dict):
+            named = list(layers[0].items())
+        else:
+            named = [(str(index), layer) for index, layer in enumerate(layers)]
+        for name, layer in named:
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential: {name!r} is a {type(layer).__name__}, "
+                                "not a Module")
+            setattr(self, name, layer)
 
     def __len__(self):
         return len(self._modules)

@@ -76,4 +76,4 @@ def all_recipes() -> list[Recipe]:
 
 
 def _load_all():
-    from xdl.recipes import classic  # noqa: F401  (registers its recipes)
+    from xdl.recipes import classic, cnn  # noqa: F401  (registers their recipes)

@@ -1,0 +1,137 @@
+"""Convolutions: gradients by finite differences, values against PyTorch, chunking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import on
+
+from xdl import backends, nn
+from xdl.backends import to_numpy
+from xdl.gradcheck import gradcheck
+from xdl.nn.conv import Conv1d, Conv2d, ConvTranspose2d
+
+CONV2D = {
+    "3x3": ((2, 3, 3), {}, (2, 2, 5, 6)),
+    "stride2-pad1": ((3, 4, 3), {"stride": 2, "padding": 1}, (2, 3, 7, 6)),
+    "rect-kernel-dilation": ((2, 3, (3, 2)), {"dilation": 2, "padding": (1, 2)}, (1, 2, 8, 7)),
+    "stride-rect": ((2, 2, 2), {"stride": (2, 3)}, (2, 2, 6, 7)),
+    "groups": ((4, 6, 3), {"groups": 2, "padding": 1}, (2, 4, 5, 5)),
+    "depthwise": ((3, 3, 3), {"groups": 3}, (1, 3, 4, 5)),
+    "1x1-no-bias": ((3, 2, 1), {"bias": False}, (2, 3, 3, 3)),
+    "batch1-kernel-equals-input": ((1, 2, 4), {}, (1, 1, 4, 4)),
+}
+
+
+@pytest.mark.parametrize("case", CONV2D)
+def test_conv2d_gradients(backend, rng, case):
+    args, kwargs, shape = CONV2D[case]
+    layer = Conv2d(*args, **kwargs).to(dtype="float64")
+    assert gradcheck(layer, on(backend, rng.normal(size=shape))).ok
+
+
+CONV_T = {
+    "stride2-output-padding": ((3, 2, 3), {"stride": 2, "padding": 1, "output_padding": 1},
+                               (2, 3, 3, 4)),
+    "groups-dilation": ((4, 6, (3, 2)), {"stride": (2, 1), "groups": 2, "dilation": 2,
+                                         "padding": (1, 0)}, (1, 4, 3, 4)),
+    "dcgan-up": ((4, 2, 4), {"stride": 2, "padding": 1, "bias": False}, (2, 4, 3, 3)),
+}
+
+
+@pytest.mark.parametrize("case", CONV_T)
+def test_conv_transpose2d_gradients(backend, rng, case):
+    args, kwargs, shape = CONV_T[case]
+    layer = ConvTranspose2d(*args, **kwargs).to(dtype="float64")
+    assert gradcheck(layer, on(backend, rng.normal(size=shape))).ok
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"stride": 2, "padding": 1}, {"dilation": 2, "groups": 2}])
+def test_conv1d_gradients(backend, rng, kwargs):
+    layer = Conv1d(4, 2, 3, **kwargs).to(dtype="float64")
+    assert gradcheck(layer, on(backend, rng.normal(size=(2, 4, 9)))).ok
+
+
+def test_backward_params_matches_backward(backend, rng):
+    for layer, shape in [(Conv2d(3, 4, 3, padding=1, groups=1), (2, 3, 5, 5)),
+                         (Conv1d(2, 3, 3), (2, 2, 6)),
+                         (ConvTranspose2d(2, 3, 3, stride=2), (2, 2, 3, 3))]:
+        layer.to(dtype="float64")
+        x = on(backend, rng.normal(size=shape))
+        g = on(backend, rng.normal(size=tuple(layer(x).shape)))
+        layer.backward(g)
+        full = [to_numpy(p.grad) for p in layer.parameters()]
+        layer.zero_grad()
+        layer(x)
+        assert layer.backward_params(g) is None
+        for p, expected in zip(layer.parameters(), full):
+            np.testing.assert_allclose(to_numpy(p.grad), expected, rtol=1e-12)
+
+
+def _torch_twin(torch, layer, torch_class, args, kwargs):
+    """The PyTorch layer of the same configuration, with ``layer``'s weights."""
+    twin = torch_class(*args, **kwargs).double()
+    with torch.no_grad():
+        twin.weight.copy_(torch.tensor(to_numpy(layer.weight.data)))
+        if layer.bias is not None:
+            twin.bias.copy_(torch.tensor(to_numpy(layer.bias.data)))
+    return twin
+
+
+@pytest.mark.parametrize("case", CONV2D)
+def test_conv2d_matches_pytorch(backend, rng, case):
+    args, kwargs, shape = CONV2D[case]
+    torch = pytest.importorskip("torch")
+    layer = Conv2d(*args, **kwargs).to(dtype="float64")
+    twin = _torch_twin(torch, layer, torch.nn.Conv2d, args, kwargs)
+    x = rng.normal(size=shape)
+    expected = twin(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(to_numpy(layer(on(backend, x))), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CONV_T)
+def test_conv_transpose2d_matches_pytorch(backend, rng, case):
+    args, kwargs, shape = CONV_T[case]
+    torch = pytest.importorskip("torch")
+    layer = ConvTranspose2d(*args, **kwargs).to(dtype="float64")
+    twin = _torch_twin(torch, layer, torch.nn.ConvTranspose2d, args, kwargs)
+    x = rng.normal(size=shape)
+    expected = twin(torch.tensor(x)).detach().numpy()
+    out = layer(on(backend, x))
+    assert tuple(out.shape) == expected.shape
+    np.testing.assert_allclose(to_numpy(out), expected, atol=1e-12)
+
+
+def test_chunked_batches_give_the_same_result(backend, rng, monkeypatch):
+    """Tiny chunks (one sample each) must not change outputs or gradients."""
+    layer = Conv2d(3, 4, 3, stride=2, padding=1, groups=1).to(dtype="float64")
+    x = on(backend, rng.normal(size=(5, 3, 7, 7)))
+    g = on(backend, rng.normal(size=(5, 4, 4, 4)))
+    whole_y = to_numpy(layer(x))
+    whole_dx = to_numpy(layer.backward(g))
+    whole_dw = to_numpy(layer.weight.grad)
+    monkeypatch.setattr(backends.Backend, "chunk_bytes", property(lambda self: 1))
+    layer.zero_grad()
+    np.testing.assert_allclose(to_numpy(layer(x)), whole_y, rtol=1e-12)
+    np.testing.assert_allclose(to_numpy(layer.backward(g)), whole_dx, rtol=1e-12)
+    np.testing.assert_allclose(to_numpy(layer.weight.grad), whole_dw, rtol=1e-12)
+
+
+def test_parameter_shapes_and_state_dict_follow_pytorch():
+    assert Conv2d(3, 8, 5, groups=1).weight.shape == (8, 3, 5, 5)
+    assert Conv2d(4, 8, 3, groups=2).weight.shape == (8, 2, 3, 3)
+    assert ConvTranspose2d(4, 6, 3, groups=2).weight.shape == (4, 3, 3, 3)
+    assert Conv1d(3, 5, 7).weight.shape == (5, 3, 7)
+    assert list(nn.Sequential(Conv2d(1, 2, 3)).state_dict()) == ["0.weight", "0.bias"]
+
+
+def test_clear_errors(backend):
+    layer = Conv2d(3, 4, 5)
+    with pytest.raises(ValueError, match=r"Conv2d.*C = 3.*\(2, 1, 8, 8\)"):
+        layer(backend.asarray(np.zeros((2, 1, 8, 8)), "float32"))
+    with pytest.raises(ValueError, match="smaller than the kernel"):
+        layer(backend.asarray(np.zeros((1, 3, 4, 4)), "float32"))
+    with pytest.raises(ValueError, match="divisible by groups"):
+        Conv2d(3, 4, 3, groups=2)
+    with pytest.raises(ValueError, match="output_padding"):
+        ConvTranspose2d(2, 2, 3, stride=1, output_padding=1)

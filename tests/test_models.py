@@ -1,0 +1,85 @@
+"""Ready models: whole-model gradients, shapes, registry, and the perceptron rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import on
+
+import xdl
+from xdl import backends, data
+from xdl.gradcheck import gradcheck
+from xdl.models import MLP, BookCNN, LeNet5, Perceptron, create
+
+MODELS = {
+    "book-cnn": (lambda: BookCNN(image_size=12, dropout=0.0), (2, 1, 12, 12)),
+    "book-cnn-bn": (lambda: BookCNN(image_size=12, batch_norm=True, dropout=0.0),
+                    (3, 1, 12, 12)),
+    "lenet5": (lambda: LeNet5(activation="tanh"), (2, 1, 28, 28)),
+    "lenet5-avg": (lambda: LeNet5(activation="sigmoid", pool="avg"), (1, 1, 28, 28)),
+}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_model_gradients(backend, rng, name):
+    """Input gradient in full; 12 seeded elements of every parameter."""
+    make, shape = MODELS[name]
+    model = make().to(dtype="float64")
+    result = gradcheck(model, on(backend, rng.normal(size=shape)), samples=12)
+    assert result.ok
+
+
+def test_book_cnn_layout_and_state_dict_names():
+    model = BookCNN()
+    assert [name for name, _ in model.named_parameters()] == [
+        "features.0.weight", "features.0.bias", "features.3.weight", "features.3.bias",
+        "classifier.1.weight", "classifier.1.bias", "classifier.4.weight", "classifier.4.bias",
+    ]
+    assert model.classifier[1].weight.shape == (512, 3136)
+    bn = BookCNN(batch_norm=True)
+    assert "features.1.running_mean" in bn.state_dict()
+    assert "features.0.bias" not in bn.state_dict()  # the convolution before BN has none
+
+
+def test_lenet5_parameter_count():
+    count = sum(int(np.prod(p.shape)) for p in LeNet5().parameters())
+    assert count == 61706  # LeCun et al.'s LeNet-5 with 6-16 feature maps, 28x28 padded
+
+
+def test_registry_builds_each_model():
+    assert isinstance(create("book_cnn", batch_norm=True), BookCNN)
+    assert isinstance(create("lenet5"), LeNet5)
+    assert isinstance(create("mlp", sizes=[4, 3]), MLP)
+    with pytest.raises(KeyError, match="unknown model 'resnet9000'"):
+        create("resnet9000")
+
+
+def test_perceptron_rule_converges_on_separable_data(backend):
+    x, y = data.linearly_separable_3d(n=200, margin=0.5, seed=0)
+    xdl.manual_seed(0)
+    model = Perceptron(3)
+    xs, ys = on(backend, x, "float32"), on(backend, y.astype(float), "float32")
+    mistakes = [float(backends.to_numpy(model.learn(xs, ys, lr=1.0))) for _ in range(50)]
+    assert mistakes[0] > 0 and 0 in mistakes
+    assert np.all(backends.to_numpy(model.predict(xs)) == y)
+
+
+def test_perceptron_rule_is_sgd_on_the_perceptron_loss(backend, rng):
+    """One misclassified sample: learn() and SGD(lr) on PerceptronLoss agree."""
+    from xdl import nn, optim
+
+    xdl.manual_seed(1)
+    rule = Perceptron(4).to(dtype="float64")
+    sgd = Perceptron(4).to(dtype="float64")
+    sgd.load_state_dict(rule.state_dict())
+    x = on(backend, rng.normal(size=(1, 4)))
+    score = float(backends.to_numpy(rule(x))[0])
+    y = on(backend, np.array([-1.0 if score > 0 else 1.0]))
+    rule.learn(x, y, lr=0.5)
+    loss_fn = nn.PerceptronLoss(reduction="sum")
+    optimizer = optim.SGD(sgd.parameters(), lr=0.5)
+    loss_fn(sgd(x), y)
+    sgd.backward(loss_fn.backward())
+    optimizer.step()
+    for a, b in zip(rule.parameters(), sgd.parameters()):
+        np.testing.assert_allclose(backends.to_numpy(a.data), backends.to_numpy(b.data))
