@@ -43,6 +43,7 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[variable] = str(ARGS.threads)
 
 import numpy as np  # noqa: E402  (after the thread settings)
+from timing import matmul_gflops  # noqa: E402
 
 
 def conv_flops(c_in, c_out, k, out_side):
@@ -60,18 +61,6 @@ def flops_per_sample(model):
                   2 * 120 * 84, 2 * 84 * 10]
     return 2 * sum(layers) + sum(layers[1:])
 
-
-def matmul_gflops(n=2048, repeats=5):
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    a @ a
-    best = min(_timed(lambda: a @ a) for _ in range(repeats))
-    return 2 * n**3 / best / 1e9
-
-
-def _timed(fn):
-    began = time.perf_counter()
-    fn()
-    return time.perf_counter() - began
 
 
 def load():

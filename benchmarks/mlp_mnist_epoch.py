@@ -16,7 +16,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 
 
 def parse():
@@ -37,6 +36,7 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402  (after the thread settings)
 import torch  # noqa: E402
+from timing import matmul_gflops, timed  # noqa: E402
 
 import xdl  # noqa: E402
 from xdl import data, nn, optim, training  # noqa: E402
@@ -50,19 +50,6 @@ def load():
                                 download=False)
     return images.reshape(len(images), -1).astype(np.float32) / 255.0, labels
 
-
-def matmul_gflops(n=2048, repeats=5):
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    b = a.copy()
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * n**3 / best / 1e9
-
-
-def _timed(fn):
-    began = time.perf_counter()
-    fn()
-    return time.perf_counter() - began
 
 
 def flops_per_epoch(samples, sizes):
@@ -114,7 +101,7 @@ def main():
     times = {name: [] for name in runners}
     for _ in range(ARGS.repeats):
         for name, run in runners.items():
-            times[name].append(_timed(run))
+            times[name].append(timed(run))
     median = {name: statistics.median(t) for name, t in times.items()}
     rate = matmul_gflops()
     flops = flops_per_epoch(len(y), [784, ARGS.hidden, 10])

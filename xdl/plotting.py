@@ -32,12 +32,7 @@ def plot_history(history: dict, path: str, title: str = "") -> str | None:
         axis.set_ylabel(key)
         axis.grid(alpha=0.3)
         axis.legend()
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return _save(figure, path, title)
 
 
 def plot_comparison(runs: dict, path: str, title: str = "") -> str | None:
@@ -65,6 +60,12 @@ def plot_comparison(runs: dict, path: str, title: str = "") -> str | None:
     for axis in (loss_axis, accuracy_axis):
         axis.grid(alpha=0.3)
     accuracy_axis.legend(fontsize=7)
+    return _save(figure, path, title)
+
+
+def _save(figure, path: str, title: str) -> str:
+    import matplotlib.pyplot as plt
+
     if title:
         figure.suptitle(title)
     figure.tight_layout()

@@ -60,6 +60,14 @@ def from_groups(m, shape):
     return xp.reshape(xp.permute_dims(split, (1, 2, 0, 3)), shape)
 
 
+def group_matmul(a, b):
+    """a @ b for (G, m, k) and (G, k, n) stacks; one plain 2-D product when G = 1 (the
+    stacked product of NumPy is several times slower than its 2-D BLAS call)."""
+    if a.shape[0] == 1:
+        return (a[0, ...] @ b[0, ...])[None, ...]
+    return a @ b
+
+
 def batch_chunks(x, bytes_per_sample: int):
     """(start, stop) ranges over the batch so each chunk's temporaries fit the backend's
     ``chunk_bytes`` (one range where the backend wants no chunking)."""
@@ -98,7 +106,8 @@ def conv2d_forward(x, weight, bias, window: Window, groups: int):
     parts = []
     for start, stop in batch_chunks(x, out_h * out_w * window.size * c * _itemsize(x)):
         cols = to_groups(im2col(x[start:stop, ...], window, (out_h, out_w)), groups)
-        parts.append(from_groups(cols @ w_t, (stop - start, out_h, out_w, 1, out_channels)))
+        parts.append(from_groups(group_matmul(cols, w_t),
+                                 (stop - start, out_h, out_w, 1, out_channels)))
     y = xp.reshape(_concat(parts), (n, out_h, out_w, out_channels))
     if bias is not None:
         y = y + bias
@@ -116,10 +125,10 @@ def conv2d_backward(x, grad, weight, window: Window, groups: int, input_grad: bo
     for start, stop in batch_chunks(x, out_h * out_w * window.size * c * _itemsize(x)):
         cols = to_groups(im2col(x[start:stop, ...], window, (out_h, out_w)), groups)
         grad_rows = to_groups(channels_last(grad[start:stop, ...])[:, :, :, None, :], groups)
-        step = xp.matrix_transpose(grad_rows) @ cols
+        step = group_matmul(xp.matrix_transpose(grad_rows), cols)
         dw = step if dw is None else dw + step
         if input_grad:
-            dcols = from_groups(grad_rows @ w_matrix,
+            dcols = from_groups(group_matmul(grad_rows, w_matrix),
                                 (stop - start, out_h, out_w, window.size, c))
             dx_parts.append(col2im_channels_last(dcols, window, (stop - start, c, h, w)))
     kh, kw = window.kernel
@@ -318,7 +327,7 @@ class ConvTranspose2d(Module):
             raise ValueError(f"{self!r}: output size {(out_h, out_w)} for input "
                              f"{tuple(x.shape)} is not positive")
         rows = to_groups(channels_last(x)[:, :, :, None, :], self.groups)
-        cols = from_groups(rows @ self._weight_matrix(xp),
+        cols = from_groups(group_matmul(rows, self._weight_matrix(xp)),
                            (n, h, w, self.window.size, self.out_channels))
         y = col2im_channels_last(cols, self.window, (n, self.out_channels, out_h, out_w))
         if self.bias is not None:
@@ -330,13 +339,13 @@ class ConvTranspose2d(Module):
         rows, (n, c, h, w) = self.saved
         xp = backends.namespace(grad)
         cols = to_groups(im2col(grad, self.window, (h, w)), self.groups)
-        dw = xp.matrix_transpose(rows) @ cols
+        dw = group_matmul(xp.matrix_transpose(rows), cols)
         kh, kw = self.window.kernel
         dw = xp.reshape(dw, (self.in_channels, kh, kw, -1))
         _accumulate(self, xp.permute_dims(dw, (0, 3, 1, 2)), xp.sum(grad, axis=(0, 2, 3)))
         if not input_grad:
             return None
-        dx = cols @ xp.matrix_transpose(self._weight_matrix(xp))
+        dx = group_matmul(cols, xp.matrix_transpose(self._weight_matrix(xp)))
         return channels_first(from_groups(dx, (n, h, w, 1, c))[:, :, :, 0, :])
 
     def backward(self, grad):
