@@ -10,7 +10,14 @@ import numpy as np
 from xdl import backends, data, nn, optim
 from xdl.models import MLP, Perceptron, SoftmaxRegression
 from xdl.recipes import recipe
-from xdl.recipes.common import finish, machine, save_model, split_validation, train_classifier
+from xdl.recipes.common import (
+    finish,
+    held_out_fraction,
+    machine,
+    save_model,
+    split_validation,
+    train_classifier,
+)
 
 
 def _flat_images(images: np.ndarray, scale: float) -> np.ndarray:
@@ -23,7 +30,7 @@ def _mnist_like(loader, config, name):
     train_x, train_y = loader(root=root, split="train")
     test_x, test_y = loader(root=root, split="test")
     tx, ty, vx, vy = split_validation(_flat_images(train_x, 255.0), train_y,
-                                      5000 / len(train_y), config.seed)
+                                      held_out_fraction(len(train_y)), config.seed)
     return {"train": (tx, ty), "val": (vx, vy), "test": (_flat_images(test_x, 255.0), test_y)}
 
 

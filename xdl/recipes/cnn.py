@@ -14,7 +14,13 @@ from xdl import backends, data, nn, optim, training
 from xdl.models import BookCNN, LeNet5
 from xdl.plotting import plot_comparison
 from xdl.recipes import recipe
-from xdl.recipes.common import finish, machine, split_validation, train_classifier
+from xdl.recipes.common import (
+    finish,
+    held_out_fraction,
+    machine,
+    split_validation,
+    train_classifier,
+)
 
 
 def _images(images: np.ndarray) -> np.ndarray:
@@ -27,7 +33,7 @@ def _image_splits(loader, config, name):
     root = config.data_root(name)
     train_x, train_y = loader(root=root, split="train")
     test_x, test_y = loader(root=root, split="test")
-    tx, ty, vx, vy = split_validation(_images(train_x), train_y, 5000 / len(train_y),
+    tx, ty, vx, vy = split_validation(_images(train_x), train_y, held_out_fraction(len(train_y)),
                                       config.seed)
     return {"train": (tx, ty), "val": (vx, vy), "test": (_images(test_x), test_y)}
 
@@ -101,8 +107,9 @@ SETTINGS = ("suitable", "too small", "too large")
 def optimizers_compare(config, settings):
     root = config.data_root("mnist")
     images, labels = data.mnist(root=root, split="train")
-    tx, ty, vx, vy = split_validation(_images(images[:12000]), labels[:12000], 2000 / 12000,
-                                      config.seed)
+    images, labels = images[:12000], labels[:12000]
+    tx, ty, vx, vy = split_validation(_images(images), labels,
+                                      held_out_fraction(len(labels), 2000), config.seed)
     train = data.DataLoader(tx, ty, batch_size=settings["batch_size"], shuffle=True,
                             seed=config.seed)
     val = data.DataLoader(vx, vy, batch_size=500)
@@ -117,8 +124,8 @@ def optimizers_compare(config, settings):
                                    train, settings["epochs"], val_loader=val,
                                    callbacks=[recorder], progress=config.progress,
                                    on_divergence="stop")
-            runs[setting][optimizer_name] = {"lr": lr, "batch_loss": recorder.losses,
-                                             **dict(history)}
+            runs[setting][optimizer_name] = {**dict(history), "lr": lr,
+                                             "batch_loss": recorder.losses}
     os.makedirs(config.out, exist_ok=True)
     figures = [plot_comparison(runs[setting], os.path.join(
         config.out, f"optimizers-{setting.replace(' ', '-')}.png"),

@@ -14,6 +14,12 @@ from xdl.data import DataLoader
 from xdl.plotting import plot_history
 
 
+def held_out_fraction(n: int, size: int = 5000) -> float:
+    """The fraction that holds out ``size`` samples of ``n`` (at most a fifth of them, so
+    small fixture datasets still train)."""
+    return min(size, n // 5) / n
+
+
 def split_validation(x, y, fraction: float, seed: int):
     """(train_x, train_y, val_x, val_y): a seeded random ``fraction`` held out."""
     order = np.random.default_rng(seed).permutation(len(y))
