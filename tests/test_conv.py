@@ -20,6 +20,7 @@ CONV2D = {
     "depthwise": ((3, 3, 3), {"groups": 3}, (1, 3, 4, 5)),
     "1x1-no-bias": ((3, 2, 1), {"bias": False}, (2, 3, 3, 3)),
     "batch1-kernel-equals-input": ((1, 2, 4), {}, (1, 1, 4, 4)),
+    "wide-channels-last-path": ((16, 3, 3), {"stride": 2, "padding": 1}, (2, 16, 5, 4)),
 }
 
 
@@ -102,10 +103,12 @@ def test_conv_transpose2d_matches_pytorch(backend, rng, case):
     np.testing.assert_allclose(to_numpy(out), expected, atol=1e-12)
 
 
-def test_chunked_batches_give_the_same_result(backend, rng, monkeypatch):
-    """Tiny chunks (one sample each) must not change outputs or gradients."""
-    layer = Conv2d(3, 4, 3, stride=2, padding=1, groups=1).to(dtype="float64")
-    x = on(backend, rng.normal(size=(5, 3, 7, 7)))
+@pytest.mark.parametrize("channels", [3, 16], ids=["kernel-major", "channels-last"])
+def test_chunked_batches_give_the_same_result(backend, rng, monkeypatch, channels):
+    """Tiny chunks (one sample each) must not change outputs or gradients, on both
+    im2col layouts."""
+    layer = Conv2d(channels, 4, 3, stride=2, padding=1).to(dtype="float64")
+    x = on(backend, rng.normal(size=(5, channels, 7, 7)))
     g = on(backend, rng.normal(size=(5, 4, 4, 4)))
     whole_y = to_numpy(layer(x))
     whole_dx = to_numpy(layer.backward(g))

@@ -247,35 +247,55 @@ def scatter_add_onehot(target, indices, values):
     return target + xp.reshape(onehot @ flat, target.shape)
 
 
-def sliding_windows(x, kernel, stride, dilation, out_size):
-    """Windows of a channels-last x (N, H, W, C) as a new array (N, OH, OW, kh·kw, C):
+def sliding_windows(x, kernel, stride, dilation, out_size, channels_last: bool = True):
+    """The kh×kw windows of an image batch, copied into one new array.
 
+    channels_last: x (N, H, W, C) → (N, OH, OW, kh·kw, C) with
         out[n, a, b, i·kw + j, c] = x[n, a·sh + i·dh, b·sw + j·dw, c]
+    kernel-major:  x (C, N, H, W) → (C, kh·kw, N, OH, OW) with
+        out[c, i·kw + j, n, a, b] = x[c, n, a·sh + i·dh, b·sw + j·dw]
 
     NumPy, PyTorch and CuPy copy once from a strided view of x; the portable
     fallback (:func:`sliding_windows_by_slices`) stacks kh·kw strided slices.
     """
     impl = backend_of(x).impl
     if hasattr(impl, "sliding_windows"):
-        return impl.sliding_windows(x, kernel, stride, dilation, out_size)
-    return sliding_windows_by_slices(x, kernel, stride, dilation, out_size)
+        return impl.sliding_windows(x, kernel, stride, dilation, out_size, channels_last)
+    return sliding_windows_by_slices(x, kernel, stride, dilation, out_size, channels_last)
 
 
-def sliding_windows_by_slices(x, kernel, stride, dilation, out_size):
+def sliding_windows_by_slices(x, kernel, stride, dilation, out_size, channels_last=True):
     """Portable :func:`sliding_windows`: one strided slice per kernel position, stacked."""
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
-    return namespace(x).stack(
-        [x[:, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw, :]
-         for i in range(kh) for j in range(kw)], axis=3)
+    windows = [(slice(i * dh, i * dh + sh * (oh - 1) + 1, sh),
+                slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+               for i in range(kh) for j in range(kw)]
+    xp = namespace(x)
+    if channels_last:
+        return xp.stack([x[:, rows, cols, :] for rows, cols in windows], axis=3)
+    return xp.stack([x[:, :, rows, cols] for rows, cols in windows], axis=1)
 
 
-def window_view_shape(x_shape, x_strides, kernel, stride, dilation, out_size):
-    """Shape and strides of the (N, OH, OW, kh, kw, C) window view of a channels-last
-    array, for the backends whose library has ``as_strided``."""
+def window_view_shape(x_shape, x_strides, kernel, stride, dilation, out_size,
+                      channels_last: bool = True):
+    """Shape and strides of the window view of :func:`sliding_windows` before kh and kw
+    merge, for the backends whose library has ``as_strided``:
+    (N, OH, OW, kh, kw, C) channels-last, (C, kh, kw, N, OH, OW) kernel-major."""
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
-    s_n, s_h, s_w, s_c = x_strides
-    shape = (x_shape[0], oh, ow, kh, kw, x_shape[3])
-    return shape, (s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c)
+    if channels_last:
+        s_n, s_h, s_w, s_c = x_strides
+        return ((x_shape[0], oh, ow, kh, kw, x_shape[3]),
+                (s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c))
+    s_c, s_n, s_h, s_w = x_strides
+    return ((x_shape[0], kh, kw, x_shape[1], oh, ow),
+            (s_c, s_h * dh, s_w * dw, s_n, s_h * sh, s_w * sw))
+
+
+def merged_window_shape(view_shape, channels_last: bool = True):
+    """The (…, kh·kw, …) shape :func:`sliding_windows` returns for a window view shape."""
+    if channels_last:
+        return view_shape[:3] + (view_shape[3] * view_shape[4], view_shape[5])
+    return (view_shape[0], view_shape[1] * view_shape[2]) + view_shape[3:]
 
 
 # -- random numbers -----------------------------------------------------------------
@@ -323,5 +343,5 @@ __all__ = [
     "current", "dtype_name", "get", "host_generator", "host_rng", "manual_seed", "namespace",
     "normal", "resolve", "scatter_add", "scatter_add_onehot", "set_backend",
     "sliding_windows", "sliding_windows_by_slices", "to_device", "to_numpy", "uniform",
-    "unavailable_reason", "use", "window_view_shape",
+    "unavailable_reason", "use", "merged_window_shape", "window_view_shape",
 ]

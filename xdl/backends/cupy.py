@@ -78,12 +78,13 @@ def chunk_bytes(device):
     return None
 
 
-def sliding_windows(x, kernel, stride, dilation, out_size):
+def sliding_windows(x, kernel, stride, dilation, out_size, channels_last=True):
     """One copy out of a strided window view (see xdl.backends.sliding_windows)."""
     import cupy
 
-    from xdl.backends import window_view_shape
+    from xdl.backends import merged_window_shape, window_view_shape
 
-    shape, strides = window_view_shape(x.shape, x.strides, kernel, stride, dilation, out_size)
+    shape, strides = window_view_shape(tuple(x.shape), x.strides, kernel, stride, dilation,
+                                       out_size, channels_last)
     view = cupy.lib.stride_tricks.as_strided(x, shape, strides)
-    return view.reshape(shape[:3] + (shape[3] * shape[4], shape[5]))
+    return view.reshape(merged_window_shape(shape, channels_last))

@@ -54,10 +54,11 @@ def chunk_bytes(device):
     return 4 << 20
 
 
-def sliding_windows(x, kernel, stride, dilation, out_size):
+def sliding_windows(x, kernel, stride, dilation, out_size, channels_last=True):
     """One copy out of a strided window view (see xdl.backends.sliding_windows)."""
-    from xdl.backends import window_view_shape
+    from xdl.backends import merged_window_shape, window_view_shape
 
-    shape, strides = window_view_shape(x.shape, x.strides, kernel, stride, dilation, out_size)
+    shape, strides = window_view_shape(tuple(x.shape), x.strides, kernel, stride, dilation,
+                                       out_size, channels_last)
     view = np.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
-    return view.reshape(shape[:3] + (shape[3] * shape[4], shape[5]))
+    return view.reshape(merged_window_shape(shape, channels_last))

@@ -31,7 +31,9 @@ from xdl.nn.functional import (
     channels_first,
     channels_last,
     col2im_channels_last,
+    col2im_kernel_major,
     im2col,
+    im2col_kernel_major,
     pair,
 )
 from xdl.nn.module import Module
@@ -96,8 +98,60 @@ def conv_weight_matrix(weight, groups: int):
     return xp.reshape(w, (groups, out_channels // groups, -1))
 
 
+#: Inputs with fewer channels than this (and one group) use the kernel-major im2col,
+#: whose copies run along image rows; wider ones the channels-last im2col, whose copies
+#: run along channels. Measured on the book CNN and LeNet-5 (benchmarks/cnn_epoch.py).
+KERNEL_MAJOR_BELOW = 16
+
+
+def uses_kernel_major(channels: int, groups: int) -> bool:
+    return groups == 1 and channels < KERNEL_MAJOR_BELOW
+
+
 def conv2d_forward(x, weight, bias, window: Window, groups: int):
-    """y = im2col(x) Wᵀ + b, chunk by chunk; returns y (N, O, OH, OW) (channels-last memory)."""
+    """y = conv(x) with weight (O, C/G, kh, kw), chunk by chunk; returns y (N, O, OH, OW)."""
+    if uses_kernel_major(x.shape[1], groups):
+        return _forward_kernel_major(x, weight, bias, window)
+    return _forward_channels_last(x, weight, bias, window, groups)
+
+
+def _forward_kernel_major(x, weight, bias, window: Window):
+    """Y (O, N·OH·OW) = W (O, C·kh·kw) @ im2col (C·kh·kw, N·OH·OW) + b."""
+    xp = backends.namespace(x)
+    n, c = x.shape[0], x.shape[1]
+    out_h, out_w = window.output_size(x.shape[2], x.shape[3])
+    w_matrix = xp.reshape(weight, (weight.shape[0], -1))
+    parts = [w_matrix @ im2col_kernel_major(x[start:stop, ...], window, (out_h, out_w))
+             for start, stop in batch_chunks(x, out_h * out_w * window.size * c * _itemsize(x))]
+    y = xp.reshape(_concat(parts, axis=1), (weight.shape[0], n, out_h, out_w))
+    if bias is not None:
+        y = y + xp.reshape(bias, (-1, 1, 1, 1))
+    return xp.permute_dims(y, (1, 0, 2, 3))
+
+
+def _backward_kernel_major(x, grad, weight, window: Window, input_grad: bool):
+    """dW = dY im2colᵀ, dx = col2im(Wᵀ dY), with dY as (O, N·OH·OW), chunk by chunk."""
+    xp = backends.namespace(grad)
+    n, c, h, w = x.shape
+    out_h, out_w = grad.shape[2], grad.shape[3]
+    w_matrix = xp.reshape(weight, (weight.shape[0], -1))
+    dw, dx_parts = None, []
+    for start, stop in batch_chunks(x, out_h * out_w * window.size * c * _itemsize(x)):
+        cols = im2col_kernel_major(x[start:stop, ...], window, (out_h, out_w))
+        grad_rows = xp.reshape(xp.permute_dims(grad[start:stop, ...], (1, 0, 2, 3)),
+                               (weight.shape[0], -1))
+        step = grad_rows @ xp.matrix_transpose(cols)
+        dw = step if dw is None else dw + step
+        if input_grad:
+            dx_parts.append(col2im_kernel_major(xp.matrix_transpose(w_matrix) @ grad_rows,
+                                                window, (stop - start, c, h, w),
+                                                (out_h, out_w)))
+    dx = _concat(dx_parts) if input_grad else None
+    return dx, xp.reshape(dw, weight.shape), xp.sum(grad, axis=(0, 2, 3))
+
+
+def _forward_channels_last(x, weight, bias, window: Window, groups: int):
+    """Y (N·OH·OW, O) = im2col (N·OH·OW, kh·kw·C) @ Wᵀ + b, per group."""
     xp = backends.namespace(x)
     n, c = x.shape[0], x.shape[1]
     out_h, out_w = window.output_size(x.shape[2], x.shape[3])
@@ -116,6 +170,13 @@ def conv2d_forward(x, weight, bias, window: Window, groups: int):
 
 def conv2d_backward(x, grad, weight, window: Window, groups: int, input_grad: bool = True):
     """(dx or None, dW, db) of y = conv2d(x) for the output gradient ``grad``."""
+    if uses_kernel_major(x.shape[1], groups):
+        return _backward_kernel_major(x, grad, weight, window, input_grad)
+    return _backward_channels_last(x, grad, weight, window, groups, input_grad)
+
+
+def _backward_channels_last(x, grad, weight, window: Window, groups: int, input_grad: bool):
+    """dW = dYᵀ im2col, dx = col2im(dY W), per group, chunk by chunk."""
     xp = backends.namespace(grad)
     n, c, h, w = x.shape
     out_h, out_w = grad.shape[2], grad.shape[3]

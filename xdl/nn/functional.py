@@ -80,16 +80,27 @@ def channels_first(x):
     return backends.namespace(x).permute_dims(x, (0, 3, 1, 2))
 
 
-def pad_channels_last(x, padding: tuple[int, int], value: float = 0.0):
-    """x (N, H, W, C) with ``padding`` rows/columns of ``value`` on each side."""
+def pad_spatial(x, padding: tuple[int, int], value: float = 0.0, axes=(1, 2)):
+    """x with ``padding`` rows/columns of ``value`` on each side of its two spatial
+    ``axes`` ((1, 2) for channels-last (N, H, W, C), (2, 3) for (·, ·, H, W))."""
     ph, pw = padding
     if ph == 0 and pw == 0:
         return x
     xp = backends.namespace(x)
-    n, h, w, c = x.shape
-    padded = xp.full((n, h + 2 * ph, w + 2 * pw, c), value, dtype=x.dtype, device=x.device)
-    padded[:, ph:ph + h, pw:pw + w, :] = x
+    shape = list(x.shape)
+    shape[axes[0]] += 2 * ph
+    shape[axes[1]] += 2 * pw
+    padded = xp.full(tuple(shape), value, dtype=x.dtype, device=x.device)
+    inner = [slice(None)] * x.ndim
+    inner[axes[0]] = slice(ph, ph + x.shape[axes[0]])
+    inner[axes[1]] = slice(pw, pw + x.shape[axes[1]])
+    padded[tuple(inner)] = x
     return padded
+
+
+def pad_channels_last(x, padding: tuple[int, int], value: float = 0.0):
+    """x (N, H, W, C) with ``padding`` rows/columns of ``value`` on each side."""
+    return pad_spatial(x, padding, value, axes=(1, 2))
 
 
 def im2col(x, window: Window, out_size=None, pad_value: float = 0.0):
@@ -123,3 +134,35 @@ def col2im_channels_last(cols, window: Window, input_shape):
 def col2im(cols, window: Window, input_shape):
     """Adjoint of :func:`im2col`: cols (N, OH, OW, kh·kw, C) summed into (N, C, H, W)."""
     return channels_first(col2im_channels_last(cols, window, input_shape))
+
+
+def im2col_kernel_major(x, window: Window, out_size=None):
+    """Windows of x (N, C, H, W) as the matrix (C·kh·kw, N·OH·OW).
+
+    Rows follow the weight's (c, i, j) order and columns the output's (n, a, b) order,
+    so a convolution is W (O, C·kh·kw) @ this. The copy runs along image rows, which
+    makes this layout the faster one for inputs with few channels (C = 1 images).
+    """
+    xp = backends.namespace(x)
+    n, c = x.shape[0], x.shape[1]
+    out_h, out_w = out_size or window.output_size(x.shape[2], x.shape[3])
+    padded = pad_spatial(xp.permute_dims(x, (1, 0, 2, 3)), window.padding, axes=(2, 3))
+    cols = backends.sliding_windows(padded, window.kernel, window.stride, window.dilation,
+                                    (out_h, out_w), channels_last=False)
+    return xp.reshape(cols, (c * window.size, n * out_h * out_w))
+
+
+def col2im_kernel_major(cols, window: Window, input_shape, out_size):
+    """Adjoint of :func:`im2col_kernel_major`: (C·kh·kw, N·OH·OW) summed into (N, C, H, W).
+
+    dx_p[c, n, rows_k, cols_k] += cols[c, k, n]  for every kernel position k.
+    """
+    xp = backends.namespace(cols)
+    n, c, h, w = input_shape
+    ph, pw = window.padding
+    out_h, out_w = out_size
+    blocks = xp.reshape(cols, (c, window.size, n, out_h, out_w))
+    padded = xp.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=cols.dtype, device=cols.device)
+    for k, (rows, columns) in enumerate(window.slices(out_h, out_w)):
+        padded[:, :, rows, columns] += blocks[:, k, ...]
+    return xp.permute_dims(padded[:, :, ph:ph + h, pw:pw + w], (1, 0, 2, 3))
