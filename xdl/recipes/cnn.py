@@ -59,11 +59,11 @@ def cnn_mnist(config, settings):
 
 @recipe("cnn-bn-mnist", "《解剖深度学习原理》 ch. 6: batch normalisation",
         "the book CNN with BatchNorm2d after each convolution, on MNIST",
-        epochs=12, batch_size=128, lr=0.05)
+        epochs=10, batch_size=128, lr=0.1)
 def cnn_bn_mnist(config, settings):
     arch_config = {"batch_norm": True}
     return _train_cnn(config, settings, "cnn-bn-mnist", BookCNN(**arch_config), "book_cnn",
-                      arch_config, _image_splits(data.mnist, config, "mnist"), 8)
+                      arch_config, _image_splits(data.mnist, config, "mnist"), 7)
 
 
 @recipe("lenet-mnist", "《解剖深度学习原理》 ch. 5: LeNet-5",
