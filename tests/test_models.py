@@ -83,3 +83,23 @@ def test_perceptron_rule_is_sgd_on_the_perceptron_loss(backend, rng):
     optimizer.step()
     for a, b in zip(rule.parameters(), sgd.parameters()):
         np.testing.assert_allclose(backends.to_numpy(a.data), backends.to_numpy(b.data))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_sequence_regressor_gradients(backend, rng, cell):
+    from xdl.models import SequenceRegressor
+
+    model = SequenceRegressor(2, 5, num_layers=2, cell=cell, horizon=3).to(dtype="float64")
+    assert gradcheck(model, on(backend, rng.normal(size=(3, 4, 2))), samples=10).ok
+
+
+def test_recursive_prediction_feeds_predictions_back(backend, rng):
+    from xdl.models import SequenceRegressor, predict_recursive
+
+    model = SequenceRegressor(1, 4).to(dtype="float64")
+    window = on(backend, rng.normal(size=(2, 5, 1)))
+    predicted = backends.to_numpy(predict_recursive(model, window, 2))
+    first = backends.to_numpy(model(window))[:, 0]
+    shifted = np.concatenate([backends.to_numpy(window)[:, 1:, 0], first[:, None]], axis=1)
+    second = backends.to_numpy(model(on(backend, shifted[:, :, None])))[:, 0]
+    np.testing.assert_allclose(predicted, np.stack([first, second], axis=1), rtol=1e-12)

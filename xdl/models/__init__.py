@@ -3,8 +3,9 @@
 from xdl.models.cnn import BookCNN, LeNet5
 from xdl.models.linear_models import MLP, Perceptron, SoftmaxRegression
 from xdl.models.registry import create, names, register
+from xdl.models.sequence import SequenceRegressor, predict_recursive
 
 __all__ = [
-    "MLP", "BookCNN", "LeNet5", "Perceptron", "SoftmaxRegression", "create", "names",
-    "register",
+    "MLP", "BookCNN", "LeNet5", "Perceptron", "SequenceRegressor", "SoftmaxRegression",
+    "create", "names", "predict_recursive", "register",
 ]
