@@ -20,7 +20,7 @@ from xdl import backends, recipes
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 DEFAULT = ["digits-mlp", "perceptron-3d", "softmax-spiral", "softmax-mnist", "mlp-mnist",
            "mlp-fashion", "lenet-mnist", "cnn-mnist", "cnn-bn-mnist", "cnn-fashion",
-           "optimizers-compare"]
+           "optimizers-compare", "rnn-curve"]
 
 
 def main() -> int:
@@ -60,6 +60,9 @@ def main() -> int:
 def _result(metrics: dict) -> str:
     if metrics["recipe"] == "optimizers-compare":
         return "see the optimizer table below"
+    if "test_mse" in metrics:
+        return (f"test MSE {metrics['test_mse']:.5f} (noise variance "
+                f"{metrics['noise_variance']:.4f})")
     if "train_accuracy" in metrics:
         return f"{100 * metrics['train_accuracy']:.1f}% training accuracy"
     text = f"{100 * metrics['test_accuracy']:.2f}% test accuracy"

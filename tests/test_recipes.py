@@ -56,3 +56,11 @@ def test_optimizer_comparison_writes_figures_and_table(data_dir, tmp_path):
             assert len(metrics["runs"][setting][name]["batch_loss"]) > 0
     pytest.importorskip("matplotlib")
     assert len(list(out.glob("optimizers-*.png"))) == 3
+
+
+def test_rnn_curve_learns_the_curve(tmp_path):
+    out = tmp_path / "curve"
+    assert main(["train", "rnn-curve", "--epochs", "8", "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_mse"] < 0.05  # the curve's variance is about 1.5
+    assert metrics["history"]["loss"][-1] < metrics["history"]["loss"][0]

@@ -76,4 +76,4 @@ def all_recipes() -> list[Recipe]:
 
 
 def _load_all():
-    from xdl.recipes import classic, cnn  # noqa: F401  (registers their recipes)
+    from xdl.recipes import classic, cnn, sequence  # noqa: F401  (registers their recipes)
