@@ -20,7 +20,7 @@ from xdl import backends, recipes
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 DEFAULT = ["digits-mlp", "perceptron-3d", "softmax-spiral", "softmax-mnist", "mlp-mnist",
            "mlp-fashion", "lenet-mnist", "cnn-mnist", "cnn-bn-mnist", "cnn-fashion",
-           "optimizers-compare", "rnn-curve"]
+           "optimizers-compare", "rnn-curve", "lstm-hs300"]
 
 
 def main() -> int:
@@ -60,6 +60,11 @@ def main() -> int:
 def _result(metrics: dict) -> str:
     if metrics["recipe"] == "optimizers-compare":
         return "see the optimizer table below"
+    if "naive_rmse" in metrics:
+        verdict = "beats" if metrics["beats_naive"] else "does not beat"
+        return (f"test RMSE {metrics['test_rmse']:.1f}, MAPE {metrics['test_mape']:.2f}% — "
+                f"{verdict} 'tomorrow = today' (RMSE {metrics['naive_rmse']:.1f}, MAPE "
+                f"{metrics['naive_mape']:.2f}%)")
     if "test_mse" in metrics:
         return (f"test MSE {metrics['test_mse']:.5f} (noise variance "
                 f"{metrics['noise_variance']:.4f})")

@@ -64,3 +64,19 @@ def test_rnn_curve_learns_the_curve(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_mse"] < 0.05  # the curve's variance is about 1.5
     assert metrics["history"]["loss"][-1] < metrics["history"]["loss"][0]
+
+
+def test_lstm_hs300_reports_the_naive_baseline(tmp_path):
+    """On a fixture in the book's header-less CSI-300 layout."""
+    folder = tmp_path / "hs300"
+    folder.mkdir()
+    days = np.arange("2010-01-04", "2010-09-01", dtype="datetime64[D]")
+    close = 3000 + np.cumsum(np.random.default_rng(0).normal(0, 20, len(days)))
+    lines = [f"{d},{i},{c:.2f},1000,2000," for i, (d, c) in enumerate(zip(days, close))]
+    (folder / "hs300_2005_2019_book_raw.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    assert main(["train", "lstm-hs300", "--epochs", "1", "--data-dir", str(tmp_path),
+                 "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["naive_rmse"] > 0 and metrics["test_rmse"] > 0
+    assert metrics["beats_naive"] == (metrics["test_rmse"] < metrics["naive_rmse"])

@@ -63,6 +63,27 @@ def plot_comparison(runs: dict, path: str, title: str = "") -> str | None:
     return _save(figure, path, title)
 
 
+def plot_prediction(actual, predicted, baseline, path: str, title: str = "") -> str | None:
+    """A time series against its prediction and a baseline, over the test period."""
+    if not have_matplotlib():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(10, 4))
+    days = range(len(actual))
+    axis.plot(days, actual, label="actual", linewidth=1.2)
+    axis.plot(days, predicted, label="prediction", linewidth=1.0)
+    axis.plot(days, baseline, label="tomorrow = today", linewidth=0.8, alpha=0.7)
+    axis.set_xlabel("test day")
+    axis.set_ylabel("close")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    return _save(figure, path, title)
+
+
 def _save(figure, path: str, title: str) -> str:
     import matplotlib.pyplot as plt
 
