@@ -20,7 +20,7 @@ from xdl import backends, recipes
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 DEFAULT = ["digits-mlp", "perceptron-3d", "softmax-spiral", "softmax-mnist", "mlp-mnist",
            "mlp-fashion", "lenet-mnist", "cnn-mnist", "cnn-bn-mnist", "cnn-fashion",
-           "optimizers-compare", "rnn-curve", "lstm-hs300"]
+           "optimizers-compare", "rnn-curve", "lstm-hs300", "bigru-sentiment"]
 
 
 def main() -> int:

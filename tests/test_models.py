@@ -103,3 +103,20 @@ def test_recursive_prediction_feeds_predictions_back(backend, rng):
     shifted = np.concatenate([backends.to_numpy(window)[:, 1:, 0], first[:, None]], axis=1)
     second = backends.to_numpy(model(on(backend, shifted[:, :, None])))[:, 0]
     np.testing.assert_allclose(predicted, np.stack([first, second], axis=1), rtol=1e-12)
+
+
+def test_bigru_classifier_gradients(backend):
+    from xdl.models import BiGRUClassifier
+
+    model = BiGRUClassifier(12, 4, 3, dropout=0.0).to(dtype="float64")
+    ids = on(backend, np.array([[3, 4, 5, 0], [6, 7, 0, 0], [1, 2, 3, 4]]))
+    assert gradcheck(model, ids, samples=8).ok
+
+
+def test_bigru_classifier_ignores_padding(backend, rng):
+    from xdl.models import BiGRUClassifier
+
+    model = BiGRUClassifier(10, 4, 3, dropout=0.0).to(dtype="float64")
+    short = backends.to_numpy(model(on(backend, np.array([[3, 4, 5]]))))
+    padded = backends.to_numpy(model(on(backend, np.array([[3, 4, 5, 0, 0]]))))
+    np.testing.assert_allclose(padded, short, rtol=1e-12)

@@ -80,3 +80,21 @@ def test_lstm_hs300_reports_the_naive_baseline(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["naive_rmse"] > 0 and metrics["test_rmse"] > 0
     assert metrics["beats_naive"] == (metrics["test_rmse"] < metrics["naive_rmse"])
+
+
+def test_bigru_sentiment_runs_on_fixture_files(tmp_path):
+    import gzip
+
+    (tmp_path / "sentiment").mkdir()
+    (tmp_path / "glove").mkdir()
+    rows = ["label,text"] + [f"1,a good fine film {i}" for i in range(40)] + \
+        [f"0,a bad dull film {i}" for i in range(40)]
+    (tmp_path / "sentiment" / "rotten_tomatoes_snippets.csv").write_text("\n".join(rows))
+    vectors = "\n".join(f"{w} " + " ".join(["0.1"] * 50) for w in ("good", "bad", "film"))
+    with gzip.open(tmp_path / "glove" / "glove.6B.50d.top100k.txt.gz", "wt") as stream:
+        stream.write(vectors + "\n")
+    out = tmp_path / "out"
+    assert main(["train", "bigru-sentiment", "--epochs", "2", "--data-dir", str(tmp_path),
+                 "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["epochs_run"] == 2

@@ -1,0 +1,56 @@
+"""Text models of the recurrent chapters: the bidirectional GRU classifier."""
+
+from __future__ import annotations
+
+from xdl import backends
+from xdl.models.registry import register
+from xdl.nn import GRU, Dropout, Embedding, Linear
+from xdl.nn.module import Module
+
+
+@register("bigru_classifier")
+class BiGRUClassifier(Module):
+    """Embedding → bidirectional GRU → [h_forward; h_backward] → dropout → linear.
+
+    Token ids (N, L) are right-padded with ``padding_idx``; each sequence's length is
+    the number of other tokens, so the GRU never reads the padding and h_forward,
+    h_backward are the states after the last real token and after the first one.
+    backward: the head's gradient splits into the two final states, the GRU turns it
+    into gradients of the embedded tokens, and the embedding scatter-adds them into
+    its rows. ``pretrained`` (V, D) initialises the embedding (trainable unless
+    ``freeze``).
+    """
+
+    def __init__(self, vocab_size: int, embedding_dim: int = 50, hidden_size: int = 64,
+                 num_classes: int = 2, dropout: float = 0.5, padding_idx: int = 0,
+                 pretrained=None, freeze: bool = False):
+        super().__init__()
+        self.padding_idx, self.hidden_size = padding_idx, hidden_size
+        self.embedding = (Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
+                          if pretrained is None else
+                          Embedding.from_pretrained(pretrained, freeze=freeze,
+                                                    padding_idx=padding_idx))
+        self.gru = GRU(embedding_dim, hidden_size, bidirectional=True)
+        self.dropout = Dropout(dropout)
+        self.head = Linear(2 * hidden_size, num_classes)
+
+    def forward(self, ids):
+        xp = backends.namespace(ids)
+        lengths = xp.sum(xp.astype(ids != self.padding_idx, xp.int64), axis=1)
+        _, h_n = self.gru(self.embedding(ids), lengths=lengths)
+        features = xp.concat([h_n[-2, ...], h_n[-1, ...]], axis=1)
+        self.save_for_backward(tuple(h_n.shape))
+        return self.head(self.dropout(features))
+
+    def backward(self, grad):
+        (shape,) = self.saved
+        xp = backends.namespace(grad)
+        d_features = self.dropout.backward(self.head.backward(grad))
+        h = self.hidden_size
+        zeros = xp.zeros((shape[0] - 2,) + tuple(shape[1:]), dtype=grad.dtype,
+                         device=grad.device)
+        d_h_n = xp.concat([zeros, d_features[None, :, :h], d_features[None, :, h:]], axis=0)
+        self.embedding.backward(self.gru.backward(None, d_h_n))
+
+    def backward_params(self, grad) -> None:
+        self.backward(grad)
