@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+from timing import pin_threads
+
 CASES = [("book_cnn", 32), ("book_cnn", 128), ("lenet5", 64)]
 
 
@@ -39,10 +41,9 @@ def parse():
 
 
 ARGS = parse()
-for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[variable] = str(ARGS.threads)
+pin_threads(ARGS.threads)
 
-import numpy as np  # noqa: E402  (after the thread settings)
+import numpy as np  # noqa: E402  (after pin_threads)
 from timing import matmul_gflops  # noqa: E402
 
 

@@ -17,6 +17,8 @@ import platform
 import statistics
 import sys
 
+from timing import pin_threads
+
 
 def parse():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -31,10 +33,9 @@ def parse():
 
 
 ARGS = parse()
-for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[variable] = str(ARGS.threads)
+pin_threads(ARGS.threads)
 
-import numpy as np  # noqa: E402  (after the thread settings)
+import numpy as np  # noqa: E402  (after pin_threads)
 import torch  # noqa: E402
 from timing import matmul_gflops, timed  # noqa: E402
 
