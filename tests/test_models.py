@@ -120,3 +120,21 @@ def test_bigru_classifier_ignores_padding(backend, rng):
     short = backends.to_numpy(model(on(backend, np.array([[3, 4, 5]]))))
     padded = backends.to_numpy(model(on(backend, np.array([[3, 4, 5, 0, 0]]))))
     np.testing.assert_allclose(padded, short, rtol=1e-12)
+
+
+def test_char_language_model_gradients(backend, rng):
+    from xdl.models import CharLanguageModel
+
+    model = CharLanguageModel(7, 4, 5, 2, dropout=0.0).to(dtype="float64")
+    assert gradcheck(model, on(backend, rng.integers(0, 7, (2, 3))), samples=6).ok
+
+
+def test_sampling_follows_the_seed_and_the_vocabulary(backend):
+    from xdl.data import CharVocab
+    from xdl.models import CharLanguageModel, sample_text
+
+    vocab = CharVocab.from_text("to be or not to be")
+    model = CharLanguageModel(len(vocab), 4, 8, 1)
+    first = sample_text(model, vocab, "to", 20, temperature=0.5, seed=3)
+    assert first == sample_text(model, vocab, "to", 20, temperature=0.5, seed=3)
+    assert first.startswith("to") and len(first) == 22 and set(first) <= set(vocab.chars)

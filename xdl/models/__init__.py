@@ -4,9 +4,10 @@ from xdl.models.cnn import BookCNN, LeNet5
 from xdl.models.linear_models import MLP, Perceptron, SoftmaxRegression
 from xdl.models.registry import create, names, register
 from xdl.models.sequence import SequenceRegressor, predict_recursive
-from xdl.models.text import BiGRUClassifier
+from xdl.models.text import BiGRUClassifier, CharLanguageModel, sample_text
 
 __all__ = [
-    "MLP", "BiGRUClassifier", "BookCNN", "LeNet5", "Perceptron", "SequenceRegressor",
-    "SoftmaxRegression", "create", "names", "predict_recursive", "register",
+    "MLP", "BiGRUClassifier", "BookCNN", "CharLanguageModel", "LeNet5", "Perceptron",
+    "SequenceRegressor", "SoftmaxRegression", "create", "names", "predict_recursive",
+    "register", "sample_text",
 ]

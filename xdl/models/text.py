@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xdl import backends
 from xdl.models.registry import register
-from xdl.nn import GRU, Dropout, Embedding, Linear
+from xdl.nn import GRU, LSTM, Dropout, Embedding, Linear
 from xdl.nn.module import Module
 
 
@@ -54,3 +54,70 @@ class BiGRUClassifier(Module):
 
     def backward_params(self, grad) -> None:
         self.backward(grad)
+
+
+@register("char_lm")
+class CharLanguageModel(Module):
+    """Character language model: embedding → LSTM → linear logits for the next character.
+
+    forward(ids (N, T)) → logits (N·T, V), one row per position, so that
+    ``CrossEntropyLoss()(logits, reshape(targets, (-1,)))`` is the mean per-character
+    cross-entropy in nats. backward: the head's gradient goes through the LSTM (BPTT)
+    into the embedding's rows.
+    """
+
+    def __init__(self, vocab_size: int, embedding_dim: int = 64, hidden_size: int = 256,
+                 num_layers: int = 2, dropout: float = 0.2):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.embedding = Embedding(vocab_size, embedding_dim)
+        self.lstm = LSTM(embedding_dim, hidden_size, num_layers, dropout=dropout)
+        self.head = Linear(hidden_size, vocab_size)
+        self.state = None
+
+    def forward(self, ids, state=None):
+        xp = backends.namespace(ids)
+        output, self.state = self.lstm(self.embedding(ids), state)
+        self.save_for_backward(tuple(output.shape))
+        return self.head(xp.reshape(output, (-1, output.shape[2])))
+
+    def backward(self, grad):
+        (shape,) = self.saved
+        xp = backends.namespace(grad)
+        d_output = xp.reshape(self.head.backward(grad), shape)
+        self.embedding.backward(self.lstm.backward(d_output))
+
+    def backward_params(self, grad) -> None:
+        self.backward(grad)
+
+
+def sample_text(model: CharLanguageModel, vocab, prime: str, length: int,
+                temperature: float = 0.8, seed: int = 0) -> str:
+    """``prime`` continued by ``length`` characters drawn from softmax(logits / T).
+
+    Lower temperatures T pick likelier characters; the LSTM state carries over
+    from one character to the next. Runs in eval mode under no_grad.
+    """
+    import random
+
+    from xdl.nn import no_grad
+
+    backend = backends.current()
+    xp = backend.xp
+    rng = random.Random(seed)
+    was_training = model.training
+    model.eval()
+    text = prime
+    try:
+        with no_grad():
+            logits = model(backend.asarray(vocab.encode(prime)[None, :], "int64"))
+            for _ in range(length):
+                scaled = logits[-1, :] / temperature
+                probs = backends.to_numpy(xp.exp(scaled - xp.max(scaled)))
+                probs = probs / probs.sum()
+                index = rng.choices(range(len(probs)), weights=probs.tolist())[0]
+                text += vocab.decode([index])
+                logits = model(backend.asarray([[index]], "int64"), model.state)
+    finally:
+        model.train(was_training)
+    return text

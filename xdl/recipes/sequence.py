@@ -9,7 +9,14 @@ import numpy as np
 
 from xdl import backends, nn, optim, training
 from xdl.data import DataLoader
-from xdl.data.text import Vocab, read_glove, read_sentiment_csv, tokenize
+from xdl.data.text import (
+    CharVocab,
+    Vocab,
+    char_batches,
+    read_glove,
+    read_sentiment_csv,
+    tokenize,
+)
 from xdl.data.timeseries import (
     Standardizer,
     book_curve,
@@ -17,7 +24,7 @@ from xdl.data.timeseries import (
     read_price_csv,
     sliding_windows,
 )
-from xdl.models import BiGRUClassifier, SequenceRegressor
+from xdl.models import BiGRUClassifier, CharLanguageModel, SequenceRegressor, sample_text
 from xdl.plotting import plot_prediction
 from xdl.recipes import recipe
 from xdl.recipes.common import finish, machine
@@ -178,3 +185,67 @@ def bigru_sentiment(config, settings):
                 f"{len(vocab)} training tokens, {glove.found} of them in GloVe",
     }
     return finish(config.out, "bigru-sentiment", metrics, history)
+
+
+#: Training steps in one "epoch" of charrnn-shakespeare (the corpus is sampled at random).
+CHAR_STEPS_PER_EPOCH = 250
+
+
+class CharBatchLoader:
+    """``steps`` random (inputs, flattened targets) windows of a character corpus on the
+    current backend, reseeded per epoch so a run is reproducible and resumable."""
+
+    def __init__(self, encoded, seq_len: int, batch_size: int, steps: int, seed: int):
+        self.encoded, self.seq_len, self.batch_size = encoded, seq_len, batch_size
+        self.steps, self.seed, self.epoch = steps, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self):
+        return self.steps
+
+    def __iter__(self):
+        backend = backends.current()
+        for inputs, targets in char_batches(self.encoded, self.seq_len, self.batch_size,
+                                            seed=self.seed + 1000 * self.epoch,
+                                            steps=self.steps):
+            yield backend.asarray(inputs, "int64"), backend.asarray(targets.reshape(-1),
+                                                                    "int64")
+
+
+@recipe("charrnn-shakespeare", "《实战深度学习算法》 ch. 8: the character-level LSTM",
+        "2-layer LSTM (hidden 256) language model on tiny-shakespeare; an epoch is 250 "
+        "steps of 64 windows of 100 characters", epochs=8, batch_size=64, lr=0.003)
+def charrnn_shakespeare(config, settings):
+    with open(_dataset_file(config, "shakespeare", "tiny-shakespeare.txt"),
+              encoding="utf-8") as stream:
+        text = stream.read()
+    vocab = CharVocab.from_text(text)
+    encoded = vocab.encode(text)
+    split = int(0.9 * len(encoded))
+    train = CharBatchLoader(encoded[:split], 100, settings["batch_size"],
+                            CHAR_STEPS_PER_EPOCH, config.seed)
+    val = CharBatchLoader(encoded[split:], 100, settings["batch_size"], 20, config.seed + 1)
+    arch_config = {"vocab_size": len(vocab), "embedding_dim": 64, "hidden_size": 256,
+                   "num_layers": 2, "dropout": 0.2}
+    model = CharLanguageModel(**arch_config)
+    optimizer = optim.Adam(model.parameters(), lr=settings["lr"])
+    schedule = optim.ExponentialLR(optimizer, gamma=0.8)
+    saver = training.ModelCheckpoint(os.path.join(config.out, "model.npz"), arch="char_lm",
+                                     config=arch_config)
+    began = time.perf_counter()
+    history = training.fit(model, nn.CrossEntropyLoss(), optimizer, train, settings["epochs"],
+                           val_loader=val, metrics=(), schedule=schedule, callbacks=[saver],
+                           clip_grad_norm=5.0, progress=config.progress)
+    metrics = {
+        "recipe": "charrnn-shakespeare", "backend": str(backends.current()),
+        "machine": machine(), "settings": settings, "seed": config.seed,
+        "train_seconds": round(time.perf_counter() - began, 2),
+        "epochs_run": len(history["loss"]), "history": dict(history),
+        "val_cross_entropy_nats": history["val_loss"][-1],
+        "sample": sample_text(model, vocab, "ROMEO:", 400, temperature=0.8, seed=config.seed),
+        "data": "tiny-shakespeare: first 90% for training, last 10% for validation "
+                "(20 batches of 64 windows of 100 characters)",
+    }
+    return finish(config.out, "charrnn-shakespeare", metrics, history)
