@@ -20,7 +20,8 @@ from xdl import backends, recipes
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 DEFAULT = ["digits-mlp", "perceptron-3d", "softmax-spiral", "softmax-mnist", "mlp-mnist",
            "mlp-fashion", "lenet-mnist", "cnn-mnist", "cnn-bn-mnist", "cnn-fashion",
-           "optimizers-compare", "rnn-curve", "lstm-hs300", "bigru-sentiment"]
+           "optimizers-compare", "rnn-curve", "lstm-hs300", "bigru-sentiment",
+           "charrnn-shakespeare"]
 
 
 def main() -> int:
@@ -60,6 +61,8 @@ def main() -> int:
 def _result(metrics: dict) -> str:
     if metrics["recipe"] == "optimizers-compare":
         return "see the optimizer table below"
+    if "val_cross_entropy_nats" in metrics:
+        return f"validation cross-entropy {metrics['val_cross_entropy_nats']:.3f} nats/char"
     if "naive_rmse" in metrics:
         verdict = "beats" if metrics["beats_naive"] else "does not beat"
         return (f"test RMSE {metrics['test_rmse']:.1f}, MAPE {metrics['test_mape']:.2f}% — "

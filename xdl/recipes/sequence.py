@@ -216,7 +216,7 @@ class CharBatchLoader:
 
 @recipe("charrnn-shakespeare", "《实战深度学习算法》 ch. 8: the character-level LSTM",
         "2-layer LSTM (hidden 256) language model on tiny-shakespeare; an epoch is 250 "
-        "steps of 64 windows of 100 characters", epochs=8, batch_size=64, lr=0.003)
+        "steps of 64 windows of 100 characters", epochs=5, batch_size=64, lr=0.003)
 def charrnn_shakespeare(config, settings):
     with open(_dataset_file(config, "shakespeare", "tiny-shakespeare.txt"),
               encoding="utf-8") as stream:
