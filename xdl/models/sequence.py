@@ -10,6 +10,15 @@ from xdl.nn.module import Module
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
+def top_state_grad(d_top, rows: int):
+    """The gradient of a recurrent layer's h_n (rows, N, H) when only its last
+    ``d_top.shape[0]`` rows (the top layer's directions) feed the head: zeros, then d_top."""
+    xp = backends.namespace(d_top)
+    zeros = xp.zeros((rows - d_top.shape[0],) + tuple(d_top.shape[1:]), dtype=d_top.dtype,
+                     device=d_top.device)
+    return xp.concat([zeros, d_top], axis=0)
+
+
 @register("sequence_regressor")
 class SequenceRegressor(Module):
     """A recurrent layer over a window (N, T, input_size), then a linear head from the
@@ -42,10 +51,7 @@ class SequenceRegressor(Module):
 
     def _state_grad(self, grad):
         (shape,) = self.saved
-        xp = backends.namespace(grad)
-        d_last = self.head.backward(grad)
-        d_h = xp.concat([xp.zeros((shape[0] - 1,) + tuple(shape[1:]), dtype=grad.dtype,
-                                  device=grad.device), d_last[None, ...]], axis=0)
+        d_h = top_state_grad(self.head.backward(grad)[None, ...], shape[0])
         return (d_h, None) if self.cell == "lstm" else d_h
 
     def backward(self, grad):

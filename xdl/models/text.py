@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from xdl import backends
 from xdl.models.registry import register
+from xdl.models.sequence import top_state_grad
 from xdl.nn import GRU, LSTM, Dropout, Embedding, Linear
 from xdl.nn.module import Module
 
@@ -47,10 +48,8 @@ class BiGRUClassifier(Module):
         xp = backends.namespace(grad)
         d_features = self.dropout.backward(self.head.backward(grad))
         h = self.hidden_size
-        zeros = xp.zeros((shape[0] - 2,) + tuple(shape[1:]), dtype=grad.dtype,
-                         device=grad.device)
-        d_h_n = xp.concat([zeros, d_features[None, :, :h], d_features[None, :, h:]], axis=0)
-        self.embedding.backward(self.gru.backward(None, d_h_n))
+        d_top = xp.stack([d_features[:, :h], d_features[:, h:]], axis=0)
+        self.embedding.backward(self.gru.backward(None, top_state_grad(d_top, shape[0])))
 
     def backward_params(self, grad) -> None:
         self.backward(grad)

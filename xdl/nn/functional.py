@@ -10,7 +10,7 @@ of the zero-padded input x_p, held channels-last (N, H + 2p, W + 2p, C).
 ``im2col`` stacks these kh·kw slices — a Python loop over kernel positions only,
 never over output positions — into cols of shape (N, OH, OW, kh·kw, C), so that
 ``reshape(cols, (N·OH·OW, kh·kw·C))`` is the matrix a convolution multiplies by its
-weights. ``col2im`` is the adjoint: it adds each slice back where it came from
+weights. ``col2im_channels_last`` is the adjoint: it adds each slice back where it came from
 (overlapping windows accumulate), which is both the input gradient of ``im2col``
 and the forward pass of a transposed convolution.
 
@@ -98,11 +98,6 @@ def pad_spatial(x, padding: tuple[int, int], value: float = 0.0, axes=(1, 2)):
     return padded
 
 
-def pad_channels_last(x, padding: tuple[int, int], value: float = 0.0):
-    """x (N, H, W, C) with ``padding`` rows/columns of ``value`` on each side."""
-    return pad_spatial(x, padding, value, axes=(1, 2))
-
-
 def im2col(x, window: Window, out_size=None, pad_value: float = 0.0):
     """Windows of x (N, C, H, W) as cols (N, OH, OW, kh·kw, C).
 
@@ -110,7 +105,7 @@ def im2col(x, window: Window, out_size=None, pad_value: float = 0.0):
     the padding (−inf for max pooling).
     """
     out_size = out_size or window.output_size(x.shape[2], x.shape[3])
-    padded = pad_channels_last(channels_last(x), window.padding, pad_value)
+    padded = pad_spatial(channels_last(x), window.padding, pad_value, axes=(1, 2))
     return backends.sliding_windows(padded, window.kernel, window.stride, window.dilation,
                                     out_size)
 
@@ -129,11 +124,6 @@ def col2im_channels_last(cols, window: Window, input_shape):
     for k, (rows, columns) in enumerate(window.slices(out_h, out_w)):
         padded[:, rows, columns, :] += cols[:, :, :, k, :]
     return padded[:, ph:ph + h, pw:pw + w, :]
-
-
-def col2im(cols, window: Window, input_shape):
-    """Adjoint of :func:`im2col`: cols (N, OH, OW, kh·kw, C) summed into (N, C, H, W)."""
-    return channels_first(col2im_channels_last(cols, window, input_shape))
 
 
 def im2col_kernel_major(x, window: Window, out_size=None):
