@@ -21,6 +21,7 @@ LAYERS = {
     "softmax-last": nn.Softmax,
     "softmax-dim0": lambda: nn.Softmax(dim=0),
     "flatten": nn.Flatten,
+    "unflatten": lambda: nn.Unflatten(-1, (5, 1)),
     "identity": nn.Identity,
     "dropout-eval": lambda: nn.Dropout(0.5).eval(),
     "mlp": lambda: MLP([5, 6, 4], activation="tanh"),

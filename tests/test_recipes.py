@@ -115,3 +115,73 @@ def test_charrnn_runs_on_a_fixture_text(tmp_path, monkeypatch):
     assert metrics["val_cross_entropy_nats"] < np.log(27)  # better than uniform guessing
     assert metrics["epochs_run"] == 1
     assert metrics["sample"].startswith("ROMEO:")
+
+
+def test_point_gans_report_modes_and_moments(tmp_path):
+    out = tmp_path / "gan-2d"
+    assert main(["train", "gan-2d", "--epochs", "2", "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["modes"] == 8 and 0 <= metrics["modes_covered"] <= 8
+    assert sum(metrics["samples_per_mode"]) <= 2500
+    out = tmp_path / "gan-1d"
+    assert main(["train", "gan-1d", "--epochs", "2", "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert np.isfinite(metrics["generated_mean"]) and metrics["generated_std"] > 0
+
+
+def test_autoencoder_and_vae_recipes_write_their_figures(data_dir, tmp_path):
+    from xdl.images import read_png
+
+    out = tmp_path / "ae"
+    assert main(["train", "ae-mnist", "--epochs", "1", "--data-dir", str(data_dir), "--out",
+                 str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 < metrics["test_mse_per_pixel"] < 0.5
+    assert read_png(out / "reconstructions.png").shape == (2 + 2 * 30, 2 + 16 * 30)
+    out = tmp_path / "vae"
+    assert main(["train", "vae-mnist", "--epochs", "2", "--data-dir", str(data_dir), "--out",
+                 str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    history = metrics["history"]
+    assert history["loss"][-1] < history["loss"][0]
+    assert 0 < metrics["test_negative_elbo"] < 784 * np.log(2) + 100
+    assert read_png(out / "manifold.png").shape == (15 * 28, 15 * 28)
+    for name in ("samples.png", "interpolation.png"):
+        assert (out / name).exists()
+
+
+@pytest.fixture(scope="module")
+def classifier(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("classifier")
+    assert main(["train", "cnn-mnist", "--epochs", "1", "--data-dir", str(data_dir), "--out",
+                 str(out), "--no-progress"]) == 0
+    return out / "model.npz"
+
+
+@pytest.mark.parametrize("recipe", ["gan-mnist", "wgan-mnist", "dcgan-mnist"])
+def test_gan_recipes_sample_and_score(recipe, data_dir, classifier, tmp_path):
+    from xdl.checkpoint import load_model
+    from xdl.images import read_png
+
+    out = tmp_path / recipe
+    assert main(["train", recipe, "--epochs", "1", "--batch-size", "32", "--data-dir",
+                 str(data_dir), "--out", str(out), "--classifier", str(classifier),
+                 "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("generated_score", "real_test_score"):
+        score = metrics[key]
+        assert 1.0 <= score["inception_score"] <= 10.0 + 1e-9
+        assert abs(sum(score["class_histogram"]) - 1) < 1e-9
+    assert metrics["generated_score"]["samples"] == 1000
+    assert metrics["real_test_score"]["samples"] == 60  # the whole fixture test set
+    assert read_png(out / "samples.png").shape == (2 + 8 * 30, 2 + 8 * 30)
+    assert load_model(out / "model.npz") is not None
+
+
+def test_gan_recipe_trains_its_own_classifier_without_one(data_dir, tmp_path):
+    out = tmp_path / "gan"
+    assert main(["train", "gan-mnist", "--epochs", "1", "--batch-size", "64", "--data-dir",
+                 str(data_dir), "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["classifier"].endswith("model.npz")
+    assert (out / "classifier" / "model.npz").exists()

@@ -82,12 +82,19 @@ def save(path, model, optimizer=None, *, schedule=None, epoch=None, arch=None, c
 
 
 def _write_atomically(path, arrays):
+    write_atomically(path, lambda stream: np.savez(stream, **arrays), suffix=".npz")
+
+
+def write_atomically(path, write, suffix: str = "") -> str:
+    """Call ``write(stream)`` on a temporary file beside ``path``, flush it to disk and
+    rename it to ``path``: a reader sees the old file or the whole new one, never a part."""
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
     try:
         with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
@@ -95,6 +102,7 @@ def _write_atomically(path, arrays):
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+    return path
 
 
 def read(path) -> Checkpoint:

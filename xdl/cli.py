@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
                        "(default: $XDL_DATA_DIR, ~/.cache/xdl, system folders)")
     train.add_argument("--out", help="output folder (default: runs/RECIPE)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--classifier", help="a cnn-mnist checkpoint (model.npz) for the "
+                       "GAN recipes' classifier score (default: train one for 2 epochs)")
     commands.add_parser("recipes", help="list the recipes and the chapter each follows")
     commands.add_parser("info", help="backends installed, devices visible, versions")
     return parser
@@ -56,7 +58,7 @@ def _train(args) -> int:
         backend=backend.name, device=args.device, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         data_dir=args.data_dir, out=args.out or os.path.join("runs", recipe.name),
-        progress=not args.no_progress,
+        progress=not args.no_progress, classifier=args.classifier,
     )
     settings = recipe.settings(config)
     print(f"xdl train {recipe.name} on {backend} with {settings}", file=sys.stderr)

@@ -11,15 +11,24 @@ def have_matplotlib() -> bool:
     return True
 
 
-def plot_history(history: dict, path: str, title: str = "") -> str | None:
-    """Loss and accuracy per epoch (train and validation) into ``path``; None without
-    matplotlib."""
+def _pyplot():
+    """matplotlib.pyplot drawing off screen (Agg), or None without matplotlib."""
     if not have_matplotlib():
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_history(history: dict, path: str, title: str = "") -> str | None:
+    """Loss and accuracy per epoch (train and validation) into ``path``; None without
+    matplotlib."""
+    plt = _pyplot()
+    if plt is None:
+        return None
 
     panels = [key for key in ("loss", "accuracy") if key in history]
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
@@ -38,12 +47,9 @@ def plot_history(history: dict, path: str, title: str = "") -> str | None:
 def plot_comparison(runs: dict, path: str, title: str = "") -> str | None:
     """Per-iteration training loss and per-epoch validation accuracy of several runs
     (``{label: {"lr": ..., "batch_loss": [...], "val_accuracy": [...]}}``) in one figure."""
-    if not have_matplotlib():
+    plt = _pyplot()
+    if plt is None:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
     for label, run in runs.items():
@@ -65,12 +71,9 @@ def plot_comparison(runs: dict, path: str, title: str = "") -> str | None:
 
 def plot_prediction(actual, predicted, baseline, path: str, title: str = "") -> str | None:
     """A time series against its prediction and a baseline, over the test period."""
-    if not have_matplotlib():
+    plt = _pyplot()
+    if plt is None:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(10, 4))
     days = range(len(actual))
@@ -80,6 +83,38 @@ def plot_prediction(actual, predicted, baseline, path: str, title: str = "") -> 
     axis.set_xlabel("test day")
     axis.set_ylabel("close")
     axis.grid(alpha=0.3)
+    axis.legend()
+    return _save(figure, path, title)
+
+
+def plot_samples_2d(real, generated, centres, path: str, title: str = "") -> str | None:
+    """Real and generated 2-D points (and the mode centres) in one scatter plot."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+
+    figure, axis = plt.subplots(figsize=(5, 5))
+    axis.scatter(real[:, 0], real[:, 1], s=3, alpha=0.3, label="real")
+    axis.scatter(generated[:, 0], generated[:, 1], s=3, alpha=0.3, label="generated")
+    axis.scatter(centres[:, 0], centres[:, 1], marker="x", color="black", label="modes")
+    axis.set_aspect("equal")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="upper right", fontsize=8)
+    return _save(figure, path, title)
+
+
+def plot_histograms_1d(real, generated, path: str, title: str = "") -> str | None:
+    """Histograms of real and generated 1-D samples on shared bins."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    bins = 60
+    axis.hist(real, bins=bins, density=True, alpha=0.5, label="real")
+    axis.hist(generated, bins=bins, density=True, alpha=0.5, label="generated")
+    axis.set_xlabel("x")
+    axis.set_ylabel("density")
     axis.legend()
     return _save(figure, path, title)
 

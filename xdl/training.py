@@ -187,6 +187,11 @@ class TrainingState:
                         epoch=self.epoch, arch=arch, config=config, history=dict(self.history))
 
 
+def _as_tuple(grads):
+    """A loss over several outputs (a VAE's) returns one gradient per output."""
+    return grads if isinstance(grads, tuple) else (grads,)
+
+
 def train_epoch(model, loss_fn, optimizer, loader, metrics=("accuracy",),
                 clip_grad_norm=None, bar=None, log_every: int = 50, callbacks=(),
                 state=None) -> dict:
@@ -199,7 +204,7 @@ def train_epoch(model, loss_fn, optimizer, loader, metrics=("accuracy",),
         optimizer.zero_grad()
         output = model(x)
         loss = loss_fn(output, target)
-        model.backward_params(loss_fn.backward())
+        model.backward_params(*_as_tuple(loss_fn.backward()))
         if clip_grad_norm is not None:
             clip_grad_norm_(model.parameters(), clip_grad_norm)
         optimizer.step()

@@ -1,13 +1,36 @@
 """Ready models by family, and the registry the recipes and checkpoints use."""
 
+from xdl.models.autoencoder import (
+    AutoEncoder,
+    SparseAutoEncoder,
+    conv_autoencoder,
+    mlp_autoencoder,
+    reconstruction_mse,
+    sparse_autoencoder,
+)
 from xdl.models.cnn import BookCNN, LeNet5
+from xdl.models.gan import (
+    GAN,
+    WGAN,
+    dcgan,
+    dcgan_discriminator,
+    dcgan_generator,
+    interpolate_latents,
+    mlp_discriminator,
+    mlp_gan,
+    mlp_generator,
+)
 from xdl.models.linear_models import MLP, Perceptron, SoftmaxRegression
 from xdl.models.registry import create, names, register
 from xdl.models.sequence import SequenceRegressor, predict_recursive
 from xdl.models.text import BiGRUClassifier, CharLanguageModel, sample_text
+from xdl.models.vae import VAE, NegativeELBOLoss
 
 __all__ = [
-    "MLP", "BiGRUClassifier", "BookCNN", "CharLanguageModel", "LeNet5", "Perceptron",
-    "SequenceRegressor", "SoftmaxRegression", "create", "names", "predict_recursive",
-    "register", "sample_text",
+    "GAN", "MLP", "VAE", "WGAN", "AutoEncoder", "BiGRUClassifier", "BookCNN",
+    "CharLanguageModel", "LeNet5", "NegativeELBOLoss", "Perceptron", "SequenceRegressor",
+    "SoftmaxRegression", "SparseAutoEncoder", "conv_autoencoder", "create", "dcgan",
+    "dcgan_discriminator", "dcgan_generator", "interpolate_latents", "mlp_autoencoder",
+    "mlp_discriminator", "mlp_gan", "mlp_generator", "names", "predict_recursive",
+    "reconstruction_mse", "register", "sample_text", "sparse_autoencoder",
 ]

@@ -5,7 +5,7 @@ from xdl.nn.activation import ELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, acti
 from xdl.nn.conv import Conv1d, Conv2d, ConvTranspose2d
 from xdl.nn.dropout import Dropout, Dropout2d
 from xdl.nn.embedding import Embedding
-from xdl.nn.linear import Flatten, Identity, Linear
+from xdl.nn.linear import Flatten, Identity, Linear, Unflatten
 from xdl.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss, PerceptronLoss
 from xdl.nn.module import Module, Parameter, Sequential, is_grad_enabled, no_grad
 from xdl.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
@@ -18,5 +18,5 @@ __all__ = [
     "Embedding", "Flatten", "GRU", "GRUCell", "GlobalAvgPool2d", "Identity", "LSTM",
     "LSTMCell", "LayerNorm", "LeakyReLU", "Linear", "Loss", "MSELoss", "MaxPool2d", "Module",
     "Parameter", "PerceptronLoss", "RNN", "RNNCell", "ReLU", "Sequential", "Sigmoid",
-    "Softmax", "Tanh", "activation", "init", "is_grad_enabled", "no_grad",
+    "Softmax", "Tanh", "Unflatten", "activation", "init", "is_grad_enabled", "no_grad",
 ]

@@ -1,4 +1,4 @@
-"""Fully connected layers: Linear, Flatten, Identity."""
+"""Fully connected layers: Linear, Flatten, Unflatten, Identity."""
 
 from __future__ import annotations
 
@@ -86,6 +86,35 @@ class Flatten(Module):
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Splits axis ``dim`` into ``unflattened_size``: (N, C·H·W) → (N, C, H, W).
+
+    backward merges the gradient's axes back into the input's shape. An input whose
+    axis ``dim`` does not hold prod(unflattened_size) elements is refused.
+    """
+
+    def __init__(self, dim: int, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(int(n) for n in unflattened_size)
+
+    def forward(self, x):
+        shape = tuple(x.shape)
+        dim = self.dim % len(shape)
+        if shape[dim] != math.prod(self.unflattened_size):
+            raise ValueError(f"{self!r}: expected axis {self.dim} of size "
+                             f"{math.prod(self.unflattened_size)}, got input {shape}")
+        self.save_for_backward(shape)
+        new_shape = shape[:dim] + self.unflattened_size + shape[dim + 1:]
+        return backends.namespace(x).reshape(x, new_shape)
+
+    def backward(self, grad):
+        (shape,) = self.saved
+        return backends.namespace(grad).reshape(grad, shape)
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
 class Identity(Module):

@@ -129,6 +129,21 @@ class Module:
         """Keep ``values`` for ``backward`` (nothing is kept under :func:`no_grad`)."""
         object.__setattr__(self, "_saved", values if _grad_enabled else None)
 
+    def saved_states(self) -> list:
+        """What this module and every submodule saved in the last forward.
+
+        With :meth:`restore_saved_states` it lets one module run forward twice before
+        either pass is differentiated (a discriminator on real, then on generated
+        images): keep the first pass's states, run the second, backpropagate it, then
+        restore the first and backpropagate that.
+        """
+        return [(module, module._saved) for module in self.modules()]
+
+    def restore_saved_states(self, states) -> None:
+        """Put back what :meth:`saved_states` returned."""
+        for module, saved in states:
+            object.__setattr__(module, "_saved", saved)
+
     @property
     def saved(self):
         """What the last forward saved; a clear error if there is nothing."""

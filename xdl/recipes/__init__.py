@@ -26,6 +26,7 @@ class RunConfig:
     data_dir: str | None = None
     out: str = "runs"
     progress: bool = True
+    classifier: str | None = None
 
     def data_root(self, name: str) -> str | None:
         """The folder of dataset ``name`` under ``--data-dir`` (None: the loader searches)."""
@@ -76,4 +77,4 @@ def all_recipes() -> list[Recipe]:
 
 
 def _load_all():
-    from xdl.recipes import classic, cnn, sequence  # noqa: F401  (registers their recipes)
+    from xdl.recipes import classic, cnn, generative, sequence  # noqa: F401  (registers their recipes)

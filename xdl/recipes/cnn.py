@@ -23,22 +23,22 @@ from xdl.recipes.common import (
 )
 
 
-def _images(images: np.ndarray) -> np.ndarray:
+def nchw_images(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) → float32 (N, 1, 28, 28) in [0, 1]."""
     return images[:, None, :, :].astype(np.float32) / 255.0
 
 
-def _image_splits(loader, config, name):
+def image_splits(loader, config, name):
     """train / val (5,000 held out of the training set) / test as NCHW images."""
     root = config.data_root(name)
     train_x, train_y = loader(root=root, split="train")
     test_x, test_y = loader(root=root, split="test")
-    tx, ty, vx, vy = split_validation(_images(train_x), train_y, held_out_fraction(len(train_y)),
-                                      config.seed)
-    return {"train": (tx, ty), "val": (vx, vy), "test": (_images(test_x), test_y)}
+    tx, ty, vx, vy = split_validation(nchw_images(train_x), train_y,
+                                      held_out_fraction(len(train_y)), config.seed)
+    return {"train": (tx, ty), "val": (vx, vy), "test": (nchw_images(test_x), test_y)}
 
 
-def _train_cnn(config, settings, name, model, arch, arch_config, dataset, decay_epoch):
+def train_cnn(config, settings, name, model, arch, arch_config, dataset, decay_epoch):
     """SGD with Nesterov momentum 0.9, weight decay 5e-4, rate ÷10 at ``decay_epoch``."""
     optimizer = optim.SGD(model.parameters(), lr=settings["lr"], momentum=0.9, nesterov=True,
                           weight_decay=5e-4)
@@ -53,8 +53,8 @@ def _train_cnn(config, settings, name, model, arch, arch_config, dataset, decay_
         epochs=10, batch_size=128, lr=0.05)
 def cnn_mnist(config, settings):
     arch_config = {"batch_norm": False}
-    return _train_cnn(config, settings, "cnn-mnist", BookCNN(**arch_config), "book_cnn",
-                      arch_config, _image_splits(data.mnist, config, "mnist"), 7)
+    return train_cnn(config, settings, "cnn-mnist", BookCNN(**arch_config), "book_cnn",
+                      arch_config, image_splits(data.mnist, config, "mnist"), 7)
 
 
 @recipe("cnn-bn-mnist", "《解剖深度学习原理》 ch. 6: batch normalisation",
@@ -62,8 +62,8 @@ def cnn_mnist(config, settings):
         epochs=10, batch_size=128, lr=0.1)
 def cnn_bn_mnist(config, settings):
     arch_config = {"batch_norm": True}
-    return _train_cnn(config, settings, "cnn-bn-mnist", BookCNN(**arch_config), "book_cnn",
-                      arch_config, _image_splits(data.mnist, config, "mnist"), 7)
+    return train_cnn(config, settings, "cnn-bn-mnist", BookCNN(**arch_config), "book_cnn",
+                      arch_config, image_splits(data.mnist, config, "mnist"), 7)
 
 
 @recipe("lenet-mnist", "《解剖深度学习原理》 ch. 5: LeNet-5",
@@ -71,16 +71,16 @@ def cnn_bn_mnist(config, settings):
         epochs=15, batch_size=64, lr=0.05)
 def lenet_mnist(config, settings):
     arch_config = {"activation": "relu", "pool": "max"}
-    return _train_cnn(config, settings, "lenet-mnist", LeNet5(**arch_config), "lenet5",
-                      arch_config, _image_splits(data.mnist, config, "mnist"), 11)
+    return train_cnn(config, settings, "lenet-mnist", LeNet5(**arch_config), "lenet5",
+                      arch_config, image_splits(data.mnist, config, "mnist"), 11)
 
 
 @recipe("cnn-fashion", "《解剖深度学习原理》 ch. 5: the CNN on Fashion-MNIST",
         "the book CNN with batch norm on Fashion-MNIST", epochs=15, batch_size=128, lr=0.05)
 def cnn_fashion(config, settings):
     arch_config = {"batch_norm": True}
-    return _train_cnn(config, settings, "cnn-fashion", BookCNN(**arch_config), "book_cnn",
-                      arch_config, _image_splits(data.fashion_mnist, config, "fashion-mnist"),
+    return train_cnn(config, settings, "cnn-fashion", BookCNN(**arch_config), "book_cnn",
+                      arch_config, image_splits(data.fashion_mnist, config, "fashion-mnist"),
                       11)
 
 
@@ -108,7 +108,7 @@ def optimizers_compare(config, settings):
     root = config.data_root("mnist")
     images, labels = data.mnist(root=root, split="train")
     images, labels = images[:12000], labels[:12000]
-    tx, ty, vx, vy = split_validation(_images(images), labels,
+    tx, ty, vx, vy = split_validation(nchw_images(images), labels,
                                       held_out_fraction(len(labels), 2000), config.seed)
     train = data.DataLoader(tx, ty, batch_size=settings["batch_size"], shuffle=True,
                             seed=config.seed)
