@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--classifier", help="a cnn-mnist checkpoint (model.npz) for the "
                        "GAN recipes' classifier score (default: train one for 2 epochs)")
+    train.add_argument("--resume", help="continue from a checkpoint (model.npz) this "
+                       "recipe wrote; --epochs is the total (recipes that support it)")
     commands.add_parser("recipes", help="list the recipes and the chapter each follows")
     commands.add_parser("info", help="backends installed, devices visible, versions")
     return parser
@@ -59,6 +61,7 @@ def _train(args) -> int:
         batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         data_dir=args.data_dir, out=args.out or os.path.join("runs", recipe.name),
         progress=not args.no_progress, classifier=args.classifier,
+        resume=args.resume,
     )
     settings = recipe.settings(config)
     print(f"xdl train {recipe.name} on {backend} with {settings}", file=sys.stderr)

@@ -20,10 +20,15 @@ class DataLoader:
     Shuffling is seeded: the order of epoch e depends only on (seed, e), so a run
     resumed at epoch e sees the same batches as an uninterrupted one. ``fit``
     calls :meth:`set_epoch`; iterating without it advances the epoch by itself.
+
+    ``transform(x, rng)`` (e.g. :class:`xdl.data.augment.RandomCropFlip`) is applied to
+    the first array of each batch on the device; ``rng`` is a host generator seeded
+    with (seed, epoch, batch index), so its draws are as reproducible as the shuffle.
     """
 
     def __init__(self, *arrays, batch_size: int = 32, shuffle: bool = False, seed: int = 0,
-                 drop_last: bool = False, dtype: str = "float32", backend=None, device=None):
+                 drop_last: bool = False, dtype: str = "float32", backend=None, device=None,
+                 transform=None):
         if not arrays:
             raise ValueError("DataLoader: give at least one array")
         lengths = {len(a) for a in arrays}
@@ -39,6 +44,7 @@ class DataLoader:
         self.backend = backends.resolve(backend, device)
         self.arrays = [self.backend.asarray(a, _target_dtype(np.asarray(a), dtype))
                        for a in arrays]
+        self.transform = transform
         self.epoch = 0
         self._epoch_set = False
 
@@ -59,16 +65,21 @@ class DataLoader:
             order = self.backend.asarray(order, "int64")
         else:
             order = None
+        epoch = self.epoch
         if not self._epoch_set:
             self.epoch += 1
         self._epoch_set = False
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        for step, start in enumerate(range(0, len(self) * self.batch_size, self.batch_size)):
             stop = min(start + self.batch_size, self.num_samples)
             if order is None:
-                yield tuple(a[start:stop, ...] for a in self.arrays)
+                batch = tuple(a[start:stop, ...] for a in self.arrays)
             else:
                 index = order[start:stop]
-                yield tuple(xp.take(a, index, axis=0) for a in self.arrays)
+                batch = tuple(xp.take(a, index, axis=0) for a in self.arrays)
+            if self.transform is not None:
+                rng = backends.host_generator([self.seed, epoch, step])
+                batch = (self.transform(batch[0], rng),) + batch[1:]
+            yield batch
 
 
 def _target_dtype(array: np.ndarray, dtype: str) -> str:

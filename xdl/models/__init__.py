@@ -8,6 +8,16 @@ from xdl.models.autoencoder import (
     reconstruction_mse,
     sparse_autoencoder,
 )
+from xdl.models.classic import (
+    AlexNetSmall,
+    GoogLeNetSmall,
+    NiN,
+    VGGSmall,
+    alexnet_small,
+    googlenet_small,
+    nin,
+    vgg_small,
+)
 from xdl.models.cnn import BookCNN, LeNet5
 from xdl.models.gan import (
     GAN,
@@ -22,6 +32,7 @@ from xdl.models.gan import (
 )
 from xdl.models.linear_models import MLP, Perceptron, SoftmaxRegression
 from xdl.models.registry import create, names, register
+from xdl.models.resnet import ResNet, resnet
 from xdl.models.sequence import SequenceRegressor, predict_recursive
 from xdl.models.text import BiGRUClassifier, CharLanguageModel, sample_text
 from xdl.models.vae import VAE, NegativeELBOLoss
@@ -33,4 +44,7 @@ __all__ = [
     "dcgan_discriminator", "dcgan_generator", "interpolate_latents", "mlp_autoencoder",
     "mlp_discriminator", "mlp_gan", "mlp_generator", "names", "predict_recursive",
     "reconstruction_mse", "register", "sample_text", "sparse_autoencoder",
+    # the classic CNNs
+    "AlexNetSmall", "GoogLeNetSmall", "NiN", "ResNet", "VGGSmall", "alexnet_small",
+    "googlenet_small", "nin", "resnet", "vgg_small",
 ]

@@ -2,10 +2,16 @@
 
 from xdl.optim.clip import clip_grad_norm_, clip_grad_value_
 from xdl.optim.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, Optimizer, RMSprop
-from xdl.optim.schedules import ExponentialLR, LRScheduler, PiecewiseConstantLR, StepLR
+from xdl.optim.schedules import (
+    CosineAnnealingLR,
+    ExponentialLR,
+    LRScheduler,
+    PiecewiseConstantLR,
+    StepLR,
+)
 
 __all__ = [
-    "SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "ExponentialLR", "LRScheduler",
-    "Optimizer", "PiecewiseConstantLR", "RMSprop", "StepLR", "clip_grad_norm_",
+    "SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "CosineAnnealingLR", "ExponentialLR",
+    "LRScheduler", "Optimizer", "PiecewiseConstantLR", "RMSprop", "StepLR", "clip_grad_norm_",
     "clip_grad_value_",
 ]

@@ -6,6 +6,8 @@ count e (0 before the first ``step()``) and the group's initial rate η₀.
 
 from __future__ import annotations
 
+import math
+
 
 class LRScheduler:
     """Base: ``step()`` advances the epoch and writes ``lr_at(epoch, η₀)`` into the groups."""
@@ -81,3 +83,18 @@ class PiecewiseConstantLR(LRScheduler):
             if epoch >= start:
                 rate = value
         return rate
+
+
+class CosineAnnealingLR(LRScheduler):
+    """PyTorch's cosine annealing: η = η_min + (η₀ − η_min)·(1 + cos(π·e / T_max)) / 2,
+    from η₀ at e = 0 down to η_min at e = T_max."""
+
+    def __init__(self, optimizer, T_max: int, eta_min: float = 0.0):  # noqa: N803 (PyTorch's name)
+        if T_max < 1:
+            raise ValueError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max}")
+        self.T_max, self.eta_min = int(T_max), float(eta_min)
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch, base_lr):
+        cosine = (1.0 + math.cos(math.pi * epoch / self.T_max)) / 2.0
+        return self.eta_min + (base_lr - self.eta_min) * cosine

@@ -27,6 +27,7 @@ class RunConfig:
     out: str = "runs"
     progress: bool = True
     classifier: str | None = None
+    resume: str | None = None
 
     def data_root(self, name: str) -> str | None:
         """The folder of dataset ``name`` under ``--data-dir`` (None: the loader searches)."""
@@ -77,4 +78,10 @@ def all_recipes() -> list[Recipe]:
 
 
 def _load_all():
-    from xdl.recipes import classic, cnn, generative, sequence  # noqa: F401  (registers their recipes)
+    from xdl.recipes import (  # noqa: F401  (registers their recipes)
+        classic,
+        classic_cnn,
+        cnn,
+        generative,
+        sequence,
+    )

@@ -34,15 +34,21 @@ def machine() -> str:
 
 
 def train_classifier(config, name: str, model, arch: str, arch_config: dict, loss_fn,
-                     optimizer, data: dict, settings: dict, schedule=None) -> dict:
+                     optimizer, data: dict, settings: dict, schedule=None,
+                     train_transform=None, resume_from=None, extra=None) -> dict:
     """Fit on data["train"], validate on data["val"], test on data["test"]; write
     ``model.npz`` (the last epoch; resumable), ``metrics.json`` and ``curves.png``
-    into ``config.out`` and return the metrics."""
+    into ``config.out`` and return the metrics.
+
+    ``train_transform`` augments the training batches (a DataLoader ``transform``);
+    ``resume_from`` continues from a checkpoint this function wrote; ``extra`` is merged
+    into the metrics."""
     out = config.out
     os.makedirs(out, exist_ok=True)
     loader = {
         split: DataLoader(*data[split], batch_size=settings["batch_size"],
-                          shuffle=(split == "train"), seed=config.seed)
+                          shuffle=(split == "train"), seed=config.seed,
+                          transform=train_transform if split == "train" else None)
         for split in data
     }
     path = os.path.join(out, "model.npz")
@@ -50,7 +56,8 @@ def train_classifier(config, name: str, model, arch: str, arch_config: dict, los
     began = time.perf_counter()
     history = training.fit(model, loss_fn, optimizer, loader["train"], settings["epochs"],
                            val_loader=loader.get("val"), schedule=schedule,
-                           callbacks=[saver], progress=config.progress)
+                           callbacks=[saver], progress=config.progress,
+                           resume_from=resume_from)
     seconds = time.perf_counter() - began
     test = training.evaluate(model, loss_fn, loader["test"]) if "test" in loader else {}
     metrics = {
@@ -58,7 +65,7 @@ def train_classifier(config, name: str, model, arch: str, arch_config: dict, los
         "settings": settings, "seed": config.seed, "train_seconds": round(seconds, 2),
         "epochs_run": len(history["loss"]),
         "test_loss": test.get("loss"), "test_accuracy": test.get("accuracy"),
-        "history": dict(history),
+        "history": dict(history), **(extra or {}),
     }
     return finish(out, name, metrics, history)
 
