@@ -426,3 +426,17 @@ def test_load_state_dict_copies_instead_of_sharing(backend):
     optimizer.step()
     _assert_same_state(_host_state(target), loaded)
     assert not np.array_equal(_host_state(source)["0.weight"], loaded["0.weight"])
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    import os
+    import stat
+
+    from xdl.checkpoint import write_atomically
+
+    path = write_atomically(tmp_path / "file.bin", lambda stream: stream.write(b"x"))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~mask
+    assert open(path, "rb").read() == b"x"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]  # no temporary left

@@ -119,6 +119,23 @@ def plot_histograms_1d(real, generated, path: str, title: str = "") -> str | Non
     return _save(figure, path, title)
 
 
+def plot_attention(weights, source: list[str], target: list[str], path: str,
+                   title: str = "") -> str | None:
+    """Heat-map of attention weights (len(target), len(source)): row t is where the
+    decoder looked while writing target[t]; None without matplotlib."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    figure, axis = plt.subplots(figsize=(0.3 * len(source) + 2.0, 0.3 * len(target) + 1.5))
+    image = axis.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0)
+    axis.set_xticks(range(len(source)), [repr(s)[1:-1] for s in source])
+    axis.set_yticks(range(len(target)), [repr(t)[1:-1] for t in target])
+    axis.set_xlabel("source")
+    axis.set_ylabel("output")
+    figure.colorbar(image, ax=axis)
+    return _save(figure, path, title)
+
+
 def _save(figure, path: str, title: str) -> str:
     import matplotlib.pyplot as plt
 

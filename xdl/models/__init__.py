@@ -33,8 +33,16 @@ from xdl.models.gan import (
 from xdl.models.linear_models import MLP, Perceptron, SoftmaxRegression
 from xdl.models.registry import create, names, register
 from xdl.models.resnet import ResNet, resnet
+from xdl.models.seq2seq import (
+    AttentionSeq2Seq,
+    Decoded,
+    beam_search,
+    greedy_decode,
+    token_lists,
+)
 from xdl.models.sequence import SequenceRegressor, predict_recursive
 from xdl.models.text import BiGRUClassifier, CharLanguageModel, sample_text
+from xdl.models.transformer import TransformerLanguageModel, TransformerSeq2Seq
 from xdl.models.vae import VAE, NegativeELBOLoss
 
 __all__ = [
@@ -47,4 +55,7 @@ __all__ = [
     # the classic CNNs
     "AlexNetSmall", "GoogLeNetSmall", "NiN", "ResNet", "VGGSmall", "alexnet_small",
     "googlenet_small", "nin", "resnet", "vgg_small",
+    # seq2seq and Transformer models
+    "AttentionSeq2Seq", "Decoded", "TransformerLanguageModel", "TransformerSeq2Seq",
+    "beam_search", "greedy_decode", "token_lists",
 ]

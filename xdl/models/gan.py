@@ -130,12 +130,16 @@ class GAN(Module):
         generator step; returns the losses as device arrays."""
         fake = self.generator(self.noise(real.shape[0], real))
         d_loss = self._discriminator_step(real, fake, d_optimizer)
+        return {"d_loss": d_loss, "g_loss": self._generator_step(fake, g_optimizer)}
+
+    def _generator_step(self, fake, g_optimizer):
+        """Step G on L_G of ``fake`` = G(z), whose forward G has just run (and saved)."""
         g_optimizer.zero_grad()
-        g_loss = self._fooling_loss(fake)
+        loss = self._fooling_loss(fake)
         (d_scores,) = self.saved
         self.generator.backward_params(self.discriminator.backward(d_scores))
         g_optimizer.step()
-        return {"d_loss": d_loss, "g_loss": g_loss}
+        return loss
 
     def _discriminator_step(self, real, fake, d_optimizer):
         d_optimizer.zero_grad()
@@ -198,11 +202,8 @@ class WGAN(GAN):
         self.critic_steps += 1
         g_loss = None
         if self.critic_steps % self.n_critic == 0:
-            g_optimizer.zero_grad()
-            g_loss = self.generator_loss(self.noise(real.shape[0], real))
-            (d_scores,) = self.saved
-            self.generator.backward_params(self.discriminator.backward(d_scores))
-            g_optimizer.step()
+            fake = self.generator(self.noise(real.shape[0], real))
+            g_loss = self._generator_step(fake, g_optimizer)
         return {"d_loss": d_loss, "g_loss": g_loss}
 
     def extra_repr(self):

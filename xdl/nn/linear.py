@@ -18,6 +18,12 @@ def check_last_dim(layer: Module, x, expected: int, what: str = "features") -> N
         )
 
 
+def _rows(a):
+    """``a`` (..., features) as a 2-D (rows, features) array: one matrix product over all
+    rows runs several times faster than a batched product with NumPy's BLAS."""
+    return a if a.ndim == 2 else backends.namespace(a).reshape(a, (-1, a.shape[-1]))
+
+
 class Linear(Module):
     """y = x Wᵀ + b, on inputs of shape (..., in_features).
 
@@ -40,22 +46,25 @@ class Linear(Module):
     def forward(self, x):
         check_last_dim(self, x, self.in_features)
         self.save_for_backward(x)
-        y = x @ self.weight.data.T
-        return y if self.bias is None else y + self.bias.data
+        y = _rows(x) @ self.weight.data.T
+        if self.bias is not None:
+            y = y + self.bias.data
+        return y if x.ndim == 2 else backends.namespace(y).reshape(
+            y, tuple(x.shape[:-1]) + (self.out_features,))
 
     def backward(self, grad):
         self.backward_params(grad)
-        return grad @ self.weight.data
+        dx = _rows(grad) @ self.weight.data
+        return dx if grad.ndim == 2 else backends.namespace(dx).reshape(
+            dx, tuple(grad.shape[:-1]) + (self.in_features,))
 
     def backward_params(self, grad) -> None:
         """dW += Gᵀ X, db += Σ_rows G, without the input gradient G W."""
         (x,) = self.saved
-        xp = backends.namespace(grad)
-        g2 = xp.reshape(grad, (-1, self.out_features))
-        x2 = xp.reshape(x, (-1, self.in_features))
-        self.weight.accumulate(g2.T @ x2)
+        g2 = _rows(grad)
+        self.weight.accumulate(g2.T @ _rows(x))
         if self.bias is not None:
-            self.bias.accumulate(xp.sum(g2, axis=0))
+            self.bias.accumulate(backends.namespace(g2).sum(g2, axis=0))
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

@@ -83,5 +83,6 @@ def _load_all():
         classic_cnn,
         cnn,
         generative,
+        seq2seq,
         sequence,
     )

@@ -84,12 +84,19 @@ def _adam(lr):
             lambda gan: optim.Adam(gan.generator.parameters(), lr=lr, betas=(0.5, 0.999)))
 
 
-def _adam_pair(gan, lr):
-    return tuple(build(gan) for build in _adam(lr))
-
-
-def _host_samples(gan, n, like):
-    return backends.to_numpy(gan.sample(n, like)).astype(np.float64)
+def _train_point_gan(config, settings, name, points, width: int, n_samples: int):
+    """An MLP GAN (two hidden layers of ``width`` in G and D, latent size = the points'
+    dimension, linear output) trained on ``points`` with Adam; returns ``n_samples``
+    host samples and the history."""
+    dim = points.shape[1]
+    gan = mlp_gan(data_dim=dim, latent_dim=dim, g_hidden=(width, width),
+                  d_hidden=(width, width), output="linear")
+    loader = data.DataLoader(points, batch_size=settings["batch_size"], shuffle=True,
+                             seed=config.seed, drop_last=True)
+    optimizers = [build(gan) for build in _adam(settings["lr"])]
+    history = _train_gan(gan, loader, settings["epochs"], *optimizers, config.progress, name)
+    samples = gan.sample(n_samples, loader.arrays[0])
+    return backends.to_numpy(samples).astype(np.float64), history
 
 
 @recipe("gan-1d", "《解剖深度学习原理》 ch. 10: the GAN on real numbers",
@@ -99,14 +106,9 @@ def gan_1d(config, settings):
     mean, std = 4.0, 1.25
     real = (mean + std * np.random.default_rng(config.seed).standard_normal((10000, 1))
             ).astype(np.float32)
-    gan = mlp_gan(data_dim=1, latent_dim=1, g_hidden=(32, 32), d_hidden=(32, 32),
-                  output="linear")
-    loader = data.DataLoader(real, batch_size=settings["batch_size"], shuffle=True,
-                             seed=config.seed, drop_last=True)
     began = time.perf_counter()
-    history = _train_gan(gan, loader, settings["epochs"], *_adam_pair(gan, settings["lr"]),
-                         config.progress, "gan-1d")
-    generated = _host_samples(gan, 10000, loader.arrays[0])[:, 0]
+    generated, history = _train_point_gan(config, settings, "gan-1d", real, 32, 10000)
+    generated = generated[:, 0]
     within = np.abs(generated - mean) <= 3 * std
     os.makedirs(config.out, exist_ok=True)
     figure = plot_histograms_1d(real[:, 0], generated, os.path.join(config.out, "gan-1d.png"),
@@ -129,14 +131,8 @@ def gan_1d(config, settings):
 def gan_2d(config, settings):
     std = 0.05
     points, centres = ring_of_gaussians(20000, std=std, seed=config.seed)
-    gan = mlp_gan(data_dim=2, latent_dim=2, g_hidden=(128, 128), d_hidden=(128, 128),
-                  output="linear")
-    loader = data.DataLoader(points, batch_size=settings["batch_size"], shuffle=True,
-                             seed=config.seed, drop_last=True)
     began = time.perf_counter()
-    history = _train_gan(gan, loader, settings["epochs"], *_adam_pair(gan, settings["lr"]),
-                         config.progress, "gan-2d")
-    generated = _host_samples(gan, 2500, loader.arrays[0])
+    generated, history = _train_point_gan(config, settings, "gan-2d", points, 128, 2500)
     os.makedirs(config.out, exist_ok=True)
     figure = plot_samples_2d(points[:2500], generated, centres,
                              os.path.join(config.out, "gan-2d.png"),
@@ -357,9 +353,10 @@ def wgan_mnist(config, settings):
 
 
 @recipe("dcgan-mnist", "《解剖深度学习原理》 ch. 10: DCGAN",
-        "DCGAN (transposed-convolution generator with batch norm, strided-convolution "
-        "discriminator) on MNIST; samples and classifier score", epochs=5, batch_size=64,
+        "DCGAN (transposed-convolution generator with batch norm, 64-32-1 channels; "
+        "strided-convolution discriminator, 32-64 channels) on MNIST; samples and classifier "
+        "score", epochs=10, batch_size=64,
         lr=2e-4, classifier_epochs=2)
 def dcgan_mnist(config, settings):
-    return _gan_on_mnist(config, settings, "dcgan-mnist", "dcgan", {}, *_adam(settings["lr"]),
-                         flat=False)
+    return _gan_on_mnist(config, settings, "dcgan-mnist", "dcgan", {"width": 16},
+                         *_adam(settings["lr"]), flat=False)
