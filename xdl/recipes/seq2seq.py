@@ -18,7 +18,7 @@ from xdl.models.transformer import TransformerSeq2Seq
 from xdl.plotting import plot_attention
 from xdl.recipes import recipe
 from xdl.recipes.common import finish, machine, save_model
-from xdl.recipes.sequence import CharBatchLoader, _dataset_file
+from xdl.recipes.sequence import CharBatchLoader, _dataset_file, train_char_lm
 
 #: Pairs drawn for seq2seq-dates (training, held-out test).
 DATE_PAIRS = (20000, 2000)
@@ -278,7 +278,6 @@ def seq2seq_en_fr(config, settings):
         epochs=10, batch_size=32, lr=0.002)
 def transformer_shakespeare(config, settings):
     from xdl.data.text import CharVocab
-    from xdl.models.text import sample_text
     from xdl.models.transformer import TransformerLanguageModel
 
     with open(_dataset_file(config, "shakespeare", "tiny-shakespeare.txt"),
@@ -297,22 +296,8 @@ def transformer_shakespeare(config, settings):
     arch_config = {"vocab_size": len(vocab), **TRANSFORMER_LM}
     model = TransformerLanguageModel(**arch_config)
     optimizer = optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=0.01)
-    schedule = optim.ExponentialLR(optimizer, gamma=0.8)
-    saver = training.ModelCheckpoint(os.path.join(config.out, "model.npz"),
-                                     arch="transformer_lm", config=arch_config)
-    began = time.perf_counter()
-    history = training.fit(model, nn.CrossEntropyLoss(), optimizer, train, settings["epochs"],
-                           val_loader=val, metrics=(), schedule=schedule, callbacks=[saver],
-                           clip_grad_norm=1.0, progress=config.progress)
-    metrics = {
-        "recipe": "transformer-shakespeare", "backend": str(backends.current()),
-        "machine": machine(), "settings": settings, "seed": config.seed,
-        "train_seconds": round(time.perf_counter() - began, 2),
-        "epochs_run": len(history["loss"]), "history": dict(history),
-        "val_cross_entropy_nats": history["val_loss"][-1],
-        "sample": sample_text(model, vocab, "ROMEO:", 400, temperature=0.8, seed=config.seed),
-        "data": "tiny-shakespeare: first 90% for training (windows of 128), last 10% for "
-                "validation (20 batches of 64 windows of 100 characters, as "
-                "charrnn-shakespeare)",
-    }
-    return finish(config.out, "transformer-shakespeare", metrics, history)
+    return train_char_lm(config, settings, "transformer-shakespeare", model, "transformer_lm",
+                         arch_config, optimizer, train, val, clip=1.0,
+                         data="tiny-shakespeare: first 90% for training (windows of 128), last "
+                              "10% for validation (20 batches of 64 windows of 100 characters, "
+                              "as charrnn-shakespeare)", vocab=vocab)
