@@ -18,8 +18,8 @@ def _xor_loaders(backend, batch_size=16):
     return train, val
 
 
-def _setup(lr=0.1, activation="tanh"):
-    model = MLP([2, 16, 2], activation=activation)
+def _setup(lr=0.1, activation="tanh", dropout=None):
+    model = MLP([2, 16, 2], activation=activation, dropout=dropout)
     optimizer = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     return model, nn.CrossEntropyLoss(), optimizer
 
@@ -145,10 +145,11 @@ def test_best_checkpoint_is_written_only_on_improvement(tmp_path):
 
 
 def test_resumed_training_equals_an_uninterrupted_run(backend, tmp_path):
+    """With dropout, so the per-step generator must restart where the run left off."""
     def run(epochs, resume_from=None, path=None):
         xdl.manual_seed(0)
         train, val = _xor_loaders(backend)
-        model, loss_fn, optimizer = _setup()
+        model, loss_fn, optimizer = _setup(dropout=0.3)
         schedule = optim.StepLR(optimizer, step_size=2, gamma=0.5)
         callbacks = [training.ModelCheckpoint(path)] if path else []
         history = training.fit(model, loss_fn, optimizer, train, epochs, val_loader=val,

@@ -258,7 +258,7 @@ def fit(model, loss_fn, optimizer, train_loader, epochs: int, val_loader=None,
     ``schedule`` is an LR scheduler stepped after each epoch. ``resume_from`` is a
     checkpoint written by :class:`ModelCheckpoint`: model, optimizer, schedule and
     history are restored and training continues after the saved epoch, with the
-    same shuffling as an uninterrupted run. When the training loss becomes inf or
+    same shuffling and dropout draws as an uninterrupted run. When the training loss becomes inf or
     NaN, ``on_divergence="raise"`` raises FloatingPointError and ``"stop"`` ends
     training with that epoch in the history (for learning-rate comparisons).
     """
@@ -278,6 +278,7 @@ def fit(model, loss_fn, optimizer, train_loader, epochs: int, val_loader=None,
         callback.on_train_begin(state)
     for epoch in range(start, epochs):
         began = time.perf_counter()
+        backends.seed_epoch(epoch)
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch)
         bar = tqdm(total=len(train_loader), desc=f"epoch {epoch + 1}/{epochs}",

@@ -77,6 +77,7 @@ class Backend:
 _cache: dict[tuple[str, str], Backend] = {}
 _current: Backend | None = None
 _seed = DEFAULT_SEED
+_step_seed = DEFAULT_SEED
 _host_rng = np.random.default_rng(DEFAULT_SEED)
 _step_rngs: dict[tuple[str, str], Any] = {}
 
@@ -302,9 +303,19 @@ def merged_window_shape(view_shape, channels_last: bool = True):
 
 def manual_seed(seed: int) -> None:
     """Seed initialisation (host) and every backend's per-step generator."""
-    global _seed, _host_rng
-    _seed = int(seed)
+    global _seed, _step_seed, _host_rng
+    _seed = _step_seed = int(seed)
     _host_rng = np.random.default_rng(_seed)
+    _step_rngs.clear()
+
+
+def seed_epoch(epoch: int) -> None:
+    """Restart every backend's per-step generator (dropout masks, sampling noise) from
+    (seed, epoch) for epochs after the first, so epoch e draws the same numbers whether
+    the run began at epoch 0 or resumed from a checkpoint saved after epoch e − 1."""
+    global _step_seed
+    _step_seed = _seed if epoch == 0 else \
+        int(np.random.SeedSequence([_seed, int(epoch)]).generate_state(1)[0])
     _step_rngs.clear()
 
 
@@ -322,7 +333,7 @@ def host_generator(seed: int) -> np.random.Generator:
 def _step_rng(backend: Backend):
     key = (backend.name, str(backend.device))
     if key not in _step_rngs:
-        _step_rngs[key] = backend.impl.make_generator(_seed, backend.device)
+        _step_rngs[key] = backend.impl.make_generator(_step_seed, backend.device)
     return _step_rngs[key]
 
 
@@ -341,7 +352,7 @@ def normal(shape, like):
 __all__ = [
     "BACKEND_NAMES", "Backend", "BackendUnavailable", "available", "backend_of", "copy_to",
     "current", "dtype_name", "get", "host_generator", "host_rng", "manual_seed", "namespace",
-    "normal", "resolve", "scatter_add", "scatter_add_onehot", "set_backend",
+    "normal", "resolve", "scatter_add", "scatter_add_onehot", "seed_epoch", "set_backend",
     "sliding_windows", "sliding_windows_by_slices", "to_device", "to_numpy", "uniform",
     "unavailable_reason", "use", "merged_window_shape", "window_view_shape",
 ]

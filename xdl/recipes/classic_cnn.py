@@ -74,6 +74,6 @@ def inception_fashion(config, settings):
 
 @recipe("resnet-fashion", CHAPTER,
         "ResNet-20 (3 stages of 3 basic blocks, 16-32-64 channels) on Fashion-MNIST",
-        epochs=30, batch_size=128, lr=0.1, layout="resnet20", width=16, padding=2)
+        epochs=15, batch_size=128, lr=0.1, layout="resnet20", width=16, padding=2)
 def resnet_fashion(config, settings):
     return train_classic(config, settings, "resnet-fashion", "resnet")

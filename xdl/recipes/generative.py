@@ -355,8 +355,7 @@ def wgan_mnist(config, settings):
 @recipe("dcgan-mnist", "《解剖深度学习原理》 ch. 10: DCGAN",
         "DCGAN (transposed-convolution generator with batch norm, 64-32-1 channels; "
         "strided-convolution discriminator, 32-64 channels) on MNIST; samples and classifier "
-        "score", epochs=10, batch_size=64,
-        lr=2e-4, classifier_epochs=2)
+        "score", epochs=20, batch_size=64, lr=2e-4, classifier_epochs=2)
 def dcgan_mnist(config, settings):
     return _gan_on_mnist(config, settings, "dcgan-mnist", "dcgan", {"width": 16},
                          *_adam(settings["lr"]), flat=False)
