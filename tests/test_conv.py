@@ -21,6 +21,11 @@ CONV2D = {
     "1x1-no-bias": ((3, 2, 1), {"bias": False}, (2, 3, 3, 3)),
     "batch1-kernel-equals-input": ((1, 2, 4), {}, (1, 1, 4, 4)),
     "wide-channels-last-path": ((16, 3, 3), {"stride": 2, "padding": 1}, (2, 16, 5, 4)),
+    # stride 1: dx as a convolution with the flipped kernel, narrow and wide gradients
+    "stride1-wide-input": ((16, 4, 3), {"padding": 1}, (2, 16, 5, 4)),
+    "stride1-wide-output": ((3, 16, (3, 2)), {"padding": (2, 0), "dilation": (1, 2)},
+                            (2, 3, 5, 6)),
+    "padding-beyond-kernel": ((2, 3, 1), {"padding": 1}, (2, 2, 3, 4)),  # keeps col2im
 }
 
 
