@@ -2,6 +2,7 @@
 
     python benchmarks/run_recipes.py --data-dir ../shared/datasets
     python benchmarks/run_recipes.py digits-mlp perceptron-3d
+    python benchmarks/run_recipes.py alexnet-fashion --epochs 3
 
 Each run's metrics go to ``benchmarks/results/<recipe>.json`` (and its checkpoint and
 curves to ``runs/<recipe>``); the table is printed as Markdown.
@@ -32,6 +33,8 @@ def main() -> int:
     parser.add_argument("--data-dir", default=os.environ.get("XDL_DATA_DIR",
                                                              "../shared/datasets"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int,
+                        help="train every recipe this many epochs (default: each recipe's own)")
     parser.add_argument("--classifier", help="cnn-mnist checkpoint for the GAN recipes' "
                         "classifier score (default: runs/cnn-mnist/model.npz if present)")
     parser.add_argument("--table-only", action="store_true",
@@ -47,6 +50,7 @@ def main() -> int:
         recipe = recipes.get(name)
         xdl.manual_seed(args.seed)
         config = recipes.RunConfig(backend=backends.current().name, seed=args.seed,
+                                   epochs=args.epochs,
                                    data_dir=args.data_dir, out=os.path.join("runs", name),
                                    progress=False, classifier=_classifier(args))
         metrics = recipe.run(config, recipe.settings(config))
