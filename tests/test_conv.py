@@ -23,10 +23,21 @@ CONV2D = {
     "wide-channels-last-path": ((16, 3, 3), {"stride": 2, "padding": 1}, (2, 16, 5, 4)),
     # stride 1: dx as a convolution with the flipped kernel, narrow and wide gradients
     "stride1-wide-input": ((16, 4, 3), {"padding": 1}, (2, 16, 5, 4)),
-    "stride1-wide-output": ((3, 16, (3, 2)), {"padding": (2, 0), "dilation": (1, 2)},
-                            (2, 3, 5, 6)),
+    "stride1-wide-output": ((8, 16, (3, 2)), {"padding": (2, 0), "dilation": (1, 2)},
+                            (2, 8, 5, 6)),
     "padding-beyond-kernel": ((2, 3, 1), {"padding": 1}, (2, 2, 3, 4)),  # keeps col2im
 }
+
+
+@pytest.mark.parametrize("case", ["stride1-wide-input", "stride1-wide-output"])
+def test_stride1_cases_take_the_convolution_path(case):
+    from xdl.nn.conv import _convolution_is_cheaper, transposed_window
+
+    (c, o, k), kwargs, shape = CONV2D[case]
+    layer = Conv2d(c, o, k, **kwargs)
+    out = layer.window.output_size(*shape[2:])
+    assert transposed_window(layer.window) is not None
+    assert _convolution_is_cheaper(shape, (shape[0], o) + tuple(out))
 
 
 @pytest.mark.parametrize("case", CONV2D)

@@ -174,6 +174,8 @@ def _forward_channels_last(x, weight, bias, window: Window, groups: int):
 def conv2d_backward(x, grad, weight, window: Window, groups: int, input_grad: bool = True):
     """(dx or None, dW, db) of y = conv2d(x) for the output gradient ``grad``."""
     full_window = transposed_window(window) if input_grad and groups == 1 else None
+    if full_window is not None and not _convolution_is_cheaper(x.shape, grad.shape):
+        full_window = None
     col2im_grad = input_grad and full_window is None
     if uses_kernel_major(x.shape[1], groups):
         dx, dw, db = _backward_kernel_major(x, grad, weight, window, col2im_grad)
@@ -191,8 +193,8 @@ def transposed_window(window: Window) -> Window | None:
         :func:`flipped_transpose`), stride 1, dilation d and padding d(k − 1) − p,
 
     since x[h] reaches y[h − dk + p] through weight tap k. One product with inner size
-    kh·kw·O replaces col2im's kh·kw overlapping adds (2–3× faster for narrow layers).
-    None for strides > 1 or padding beyond d(k − 1), which keep col2im."""
+    kh·kw·O replaces col2im's kh·kw overlapping adds (see ``COL2IM_COST_RATIO`` for
+    when). None for strides > 1 or padding beyond d(k − 1), which keep col2im."""
     if window.stride != (1, 1):
         return None
     padding = tuple(d * (k - 1) - p for k, p, d in
@@ -200,6 +202,18 @@ def transposed_window(window: Window) -> Window | None:
     if min(padding) < 0:
         return None
     return Window(window.kernel, (1, 1), padding, window.dilation)
+
+
+#: dx as a convolution copies kh·kw·O values per input pixel into its window matrix;
+#: col2im adds kh·kw·C values per output pixel, each add a read-modify-write. The
+#: convolution wins while O·H·W ≤ this × C·OH·OW (measured: 2-3× faster for same-size
+#: layers; slower for LeNet-5's 6 → 16 valid convolution, where O·H·W = 5.2 C·OH·OW).
+COL2IM_COST_RATIO = 3
+
+
+def _convolution_is_cheaper(x_shape, grad_shape) -> bool:
+    (_, c, h, w), (_, o, out_h, out_w) = x_shape, grad_shape
+    return o * h * w <= COL2IM_COST_RATIO * c * out_h * out_w
 
 
 def flipped_transpose(weight):
