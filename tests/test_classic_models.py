@@ -359,3 +359,13 @@ def test_cli_accepts_resume(fashion_dir, tmp_path, monkeypatch):
     assert main(args + ["--epochs", "2", "--resume", str(tmp_path / "model.npz")]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2 and len(metrics["history"]["loss"]) == 2
+
+
+def test_cli_refuses_resume_for_a_recipe_without_checkpoints(tmp_path, capsys):
+    from xdl.cli import main
+
+    assert main(["train", "softmax-spiral", "--resume", str(tmp_path / "model.npz"),
+                 "--out", str(tmp_path), "--no-progress"]) == 1
+    error = capsys.readouterr().err
+    assert "softmax-spiral cannot --resume" in error and "resnet-fashion" in error
+    assert not (tmp_path / "metrics.json").exists()

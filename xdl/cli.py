@@ -52,6 +52,10 @@ def _train(args) -> int:
     from xdl import backends, recipes
 
     recipe = recipes.get(args.recipe)
+    if args.resume and not recipe.resumable:
+        can = ", ".join(r.name for r in recipes.all_recipes() if r.resumable)
+        raise ValueError(f"recipe {recipe.name} cannot --resume (it keeps no per-epoch "
+                         f"checkpoint); these can: {can}")
     if args.backend or args.device:
         backends.set_backend(args.backend or backends.current().name, args.device)
     backend = backends.current()

@@ -41,6 +41,8 @@ class Recipe:
     summary: str
     run: Callable = field(repr=False)
     defaults: dict = field(default_factory=dict)
+    #: whether ``--resume`` (RunConfig.resume) continues a run from its checkpoint
+    resumable: bool = False
 
     def settings(self, config: RunConfig) -> dict:
         """The recipe's defaults overridden by what the command line set."""
@@ -54,11 +56,12 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {}
 
 
-def recipe(name: str, chapter: str, summary: str, **defaults):
-    """Decorator registering ``run(config, settings) -> dict`` as recipe ``name``."""
+def recipe(name: str, chapter: str, summary: str, resumable: bool = False, **defaults):
+    """Decorator registering ``run(config, settings) -> dict`` as recipe ``name``;
+    ``resumable`` recipes honour ``config.resume``."""
 
     def decorate(run):
-        RECIPES[name] = Recipe(name, chapter, summary, run, defaults)
+        RECIPES[name] = Recipe(name, chapter, summary, run, defaults, resumable)
         return run
 
     return decorate

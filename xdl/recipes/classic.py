@@ -45,7 +45,7 @@ def _classifier(config, settings, name, model, arch, arch_config, dataset, momen
 
 @recipe("digits-mlp", "《解剖深度学习原理》 ch. 3: the multi-layer perceptron",
         "MLP 64-128-64-10 (ReLU) on the embedded UCI digits; SGD + momentum",
-        epochs=40, batch_size=32, lr=0.05)
+        resumable=True, epochs=40, batch_size=32, lr=0.05)
 def digits_mlp(config, settings):
     train_x, train_y = data.digits(split="train", seed=config.seed)
     test_x, test_y = data.digits(split="test", seed=config.seed)
@@ -58,7 +58,7 @@ def digits_mlp(config, settings):
 
 @recipe("softmax-mnist", "《实战深度学习算法》 ch. 2: softmax regression",
         "softmax regression 784-10 on MNIST; SGD + momentum",
-        epochs=15, batch_size=128, lr=0.05)
+        resumable=True, epochs=15, batch_size=128, lr=0.05)
 def softmax_mnist(config, settings):
     arch_config = {"in_features": 784, "num_classes": 10}
     return _classifier(config, settings, "softmax-mnist", SoftmaxRegression(**arch_config),
@@ -69,7 +69,7 @@ def softmax_mnist(config, settings):
 
 @recipe("mlp-mnist", "《实战深度学习算法》 ch. 3: the deep MLP",
         "MLP 784-512-512-10 (ReLU, dropout 0.2) on MNIST; SGD + momentum, stepped LR",
-        epochs=20, batch_size=128, lr=0.05)
+        resumable=True, epochs=20, batch_size=128, lr=0.05)
 def mlp_mnist(config, settings):
     arch_config = {"sizes": [784, 512, 512, 10], "dropout": 0.2}
     return _classifier(config, settings, "mlp-mnist", MLP(**arch_config), "mlp", arch_config,
@@ -79,7 +79,7 @@ def mlp_mnist(config, settings):
 
 @recipe("mlp-fashion", "《解剖深度学习原理》 ch. 3: the MLP on Fashion-MNIST",
         "MLP 784-512-256-10 (ReLU, dropout 0.2) on Fashion-MNIST; SGD + momentum",
-        epochs=25, batch_size=128, lr=0.05)
+        resumable=True, epochs=25, batch_size=128, lr=0.05)
 def mlp_fashion(config, settings):
     arch_config = {"sizes": [784, 512, 256, 10], "dropout": 0.2}
     return _classifier(config, settings, "mlp-fashion", MLP(**arch_config), "mlp",

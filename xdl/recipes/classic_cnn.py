@@ -35,8 +35,7 @@ def train_classic(config, settings, name: str, arch: str) -> dict:
     }
     metrics = train_classifier(config, name, model, arch, arch_config, nn.CrossEntropyLoss(),
                                optimizer, dataset, settings, schedule,
-                               train_transform=RandomCropFlip(settings["padding"]),
-                               resume_from=config.resume, extra=extra)
+                               train_transform=RandomCropFlip(settings["padding"]), extra=extra)
     times = metrics["history"].get("time", [])
     metrics["epoch_seconds"] = round(sum(times) / len(times), 2) if times else None
     return finish(config.out, name, metrics)
@@ -44,14 +43,15 @@ def train_classic(config, settings, name: str, arch: str) -> dict:
 
 @recipe("alexnet-fashion", CHAPTER,
         "AlexNet (5 convs, 3 FC, dropout; half width) on Fashion-MNIST with augmentation",
-        epochs=15, batch_size=128, lr=0.01, width=0.5, hidden=512, dropout=0.5, padding=2)
+        resumable=True, epochs=15, batch_size=128, lr=0.01, width=0.5, hidden=512, dropout=0.5,
+        padding=2)
 def alexnet_fashion(config, settings):
     return train_classic(config, settings, "alexnet-fashion", "alexnet_small")
 
 
 @recipe("vgg-fashion", CHAPTER,
         "VGG-11's first four stages with batch norm (half width) on Fashion-MNIST",
-        epochs=15, batch_size=128, lr=0.05, width=0.5, batch_norm=True, hidden=512,
+        resumable=True, epochs=15, batch_size=128, lr=0.05, width=0.5, batch_norm=True, hidden=512,
         dropout=0.5, padding=2)
 def vgg_fashion(config, settings):
     return train_classic(config, settings, "vgg-fashion", "vgg_small")
@@ -59,7 +59,7 @@ def vgg_fashion(config, settings):
 
 @recipe("nin-fashion", CHAPTER,
         "Network in Network (NiN blocks with batch norm, global average pooling)",
-        epochs=15, batch_size=128, lr=0.05, width=0.5, batch_norm=True, dropout=0.5,
+        resumable=True, epochs=15, batch_size=128, lr=0.05, width=0.5, batch_norm=True, dropout=0.5,
         padding=2)
 def nin_fashion(config, settings):
     return train_classic(config, settings, "nin-fashion", "nin")
@@ -67,13 +67,13 @@ def nin_fashion(config, settings):
 
 @recipe("inception-fashion", CHAPTER,
         "GoogLeNet's nine Inception modules at quarter width on Fashion-MNIST",
-        epochs=15, batch_size=128, lr=0.05, width=0.25, dropout=0.2, padding=2)
+        resumable=True, epochs=15, batch_size=128, lr=0.05, width=0.25, dropout=0.2, padding=2)
 def inception_fashion(config, settings):
     return train_classic(config, settings, "inception-fashion", "googlenet_small")
 
 
 @recipe("resnet-fashion", CHAPTER,
         "ResNet-20 (3 stages of 3 basic blocks, 16-32-64 channels) on Fashion-MNIST",
-        epochs=15, batch_size=128, lr=0.1, layout="resnet20", width=16, padding=2)
+        resumable=True, epochs=15, batch_size=128, lr=0.1, layout="resnet20", width=16, padding=2)
 def resnet_fashion(config, settings):
     return train_classic(config, settings, "resnet-fashion", "resnet")

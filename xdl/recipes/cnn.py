@@ -50,7 +50,7 @@ def train_cnn(config, settings, name, model, arch, arch_config, dataset, decay_e
 
 @recipe("cnn-mnist", "《实战深度学习算法》 ch. 4: the convolutional network",
         "conv5x5x32-pool-conv5x5x64-pool-FC512-10 on MNIST; SGD + Nesterov momentum",
-        epochs=10, batch_size=128, lr=0.05)
+        resumable=True, epochs=10, batch_size=128, lr=0.05)
 def cnn_mnist(config, settings):
     arch_config = {"batch_norm": False}
     return train_cnn(config, settings, "cnn-mnist", BookCNN(**arch_config), "book_cnn",
@@ -59,7 +59,7 @@ def cnn_mnist(config, settings):
 
 @recipe("cnn-bn-mnist", "《解剖深度学习原理》 ch. 6: batch normalisation",
         "the book CNN with BatchNorm2d after each convolution, on MNIST",
-        epochs=10, batch_size=128, lr=0.1)
+        resumable=True, epochs=10, batch_size=128, lr=0.1)
 def cnn_bn_mnist(config, settings):
     arch_config = {"batch_norm": True}
     return train_cnn(config, settings, "cnn-bn-mnist", BookCNN(**arch_config), "book_cnn",
@@ -68,7 +68,7 @@ def cnn_bn_mnist(config, settings):
 
 @recipe("lenet-mnist", "《解剖深度学习原理》 ch. 5: LeNet-5",
         "LeNet-5 (ReLU, max pooling) on MNIST; SGD + Nesterov momentum",
-        epochs=15, batch_size=64, lr=0.05)
+        resumable=True, epochs=15, batch_size=64, lr=0.05)
 def lenet_mnist(config, settings):
     arch_config = {"activation": "relu", "pool": "max"}
     return train_cnn(config, settings, "lenet-mnist", LeNet5(**arch_config), "lenet5",
@@ -76,7 +76,8 @@ def lenet_mnist(config, settings):
 
 
 @recipe("cnn-fashion", "《解剖深度学习原理》 ch. 5: the CNN on Fashion-MNIST",
-        "the book CNN with batch norm on Fashion-MNIST", epochs=15, batch_size=128, lr=0.05)
+        "the book CNN with batch norm on Fashion-MNIST", resumable=True, epochs=15,
+        batch_size=128, lr=0.05)
 def cnn_fashion(config, settings):
     arch_config = {"batch_norm": True}
     return train_cnn(config, settings, "cnn-fashion", BookCNN(**arch_config), "book_cnn",

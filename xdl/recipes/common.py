@@ -35,13 +35,13 @@ def machine() -> str:
 
 def train_classifier(config, name: str, model, arch: str, arch_config: dict, loss_fn,
                      optimizer, data: dict, settings: dict, schedule=None,
-                     train_transform=None, resume_from=None, extra=None) -> dict:
+                     train_transform=None, extra=None) -> dict:
     """Fit on data["train"], validate on data["val"], test on data["test"]; write
     ``model.npz`` (the last epoch; resumable), ``metrics.json`` and ``curves.png``
     into ``config.out`` and return the metrics.
 
     ``train_transform`` augments the training batches (a DataLoader ``transform``);
-    ``resume_from`` continues from a checkpoint this function wrote; ``extra`` is merged
+    ``config.resume`` continues from a checkpoint this function wrote; ``extra`` is merged
     into the metrics."""
     out = config.out
     os.makedirs(out, exist_ok=True)
@@ -57,7 +57,7 @@ def train_classifier(config, name: str, model, arch: str, arch_config: dict, los
     history = training.fit(model, loss_fn, optimizer, loader["train"], settings["epochs"],
                            val_loader=loader.get("val"), schedule=schedule,
                            callbacks=[saver], progress=config.progress,
-                           resume_from=resume_from)
+                           resume_from=config.resume)
     seconds = time.perf_counter() - began
     test = training.evaluate(model, loss_fn, loader["test"]) if "test" in loader else {}
     metrics = {
