@@ -24,7 +24,8 @@ DEFAULT = ["digits-mlp", "perceptron-3d", "softmax-spiral", "softmax-mnist", "ml
            "optimizers-compare", "rnn-curve", "lstm-hs300", "bigru-sentiment",
            "charrnn-shakespeare", "transformer-shakespeare", "seq2seq-dates", "seq2seq-en-fr",
            "gan-1d", "gan-2d", "ae-mnist", "vae-mnist", "gan-mnist",
-           "wgan-mnist", "dcgan-mnist"]
+           "wgan-mnist", "dcgan-mnist", "alexnet-fashion", "vgg-fashion", "nin-fashion",
+           "inception-fashion", "resnet-fashion"]
 
 
 def main() -> int:
