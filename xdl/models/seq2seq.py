@@ -32,6 +32,22 @@ from xdl.nn.activation import log_softmax
 from xdl.nn.module import Module, no_grad
 
 
+def check_ids(model, name, ids):
+    """Raise a ValueError naming ``model`` unless ``ids`` is an integer (N, length) array."""
+    if ids.ndim != 2 or "int" not in backends.dtype_name(ids.dtype):
+        raise ValueError(f"{type(model).__name__}: expected {name} as integer ids of shape "
+                         f"(N, length), got shape {tuple(ids.shape)} and dtype {ids.dtype}")
+
+
+def check_targets(model, src, tgt_in):
+    """Raise a ValueError unless ``tgt_in`` is integer ids with ``src``'s batch size."""
+    check_ids(model, "tgt_in", tgt_in)
+    if tgt_in.shape[0] != src.shape[0]:
+        raise ValueError(f"{type(model).__name__}: expected tgt_in of shape "
+                         f"({src.shape[0]}, T) to match src {tuple(src.shape)}, got "
+                         f"{tuple(tgt_in.shape)}")
+
+
 @register("attention_seq2seq")
 class AttentionSeq2Seq(Module):
     """GRU (or LSTM) encoder and a GRU (or LSTM) decoder with additive attention.
@@ -75,17 +91,10 @@ class AttentionSeq2Seq(Module):
         self.head = Linear(2 * hidden_size, tgt_vocab_size)
         self.attention_weights = None
 
-    # -- shapes ---------------------------------------------------------------------------
-    def _check(self, name, ids):
-        if ids.ndim != 2 or "int" not in backends.dtype_name(ids.dtype):
-            raise ValueError(f"AttentionSeq2Seq: expected {name} as integer ids of shape "
-                             f"(N, length), got shape {tuple(ids.shape)} and dtype "
-                             f"{ids.dtype}")
-
     # -- encoder ------------------------------------------------------------------------
     def encode(self, src):
         """The decoding state (h, c or None, H_enc, source padding mask) of ``src``."""
-        self._check("src", src)
+        check_ids(self, "src", src)
         xp = backends.namespace(src)
         pad = src == self.padding_idx
         lengths = xp.sum(xp.astype(xp.logical_not(pad), xp.int64), axis=1)
@@ -119,11 +128,8 @@ class AttentionSeq2Seq(Module):
 
     # -- teacher forcing ----------------------------------------------------------------
     def forward(self, src, tgt_in):
-        self._check("tgt_in", tgt_in)
+        check_targets(self, src, tgt_in)
         xp = backends.namespace(src)
-        if tgt_in.shape[0] != src.shape[0]:
-            raise ValueError(f"AttentionSeq2Seq: expected tgt_in of shape ({src.shape[0]}, T) "
-                             f"to match src {tuple(src.shape)}, got {tuple(tgt_in.shape)}")
         h, c, memory, pad = self.encode(src)
         embedded = self.tgt_embedding(tgt_in)
         outputs, weights, steps = [], [], []
@@ -161,9 +167,6 @@ class AttentionSeq2Seq(Module):
         self.tgt_embedding.backward(xp.stack(d_embedded, axis=1))
         d_state = (dh[None, ...], dc[None, ...]) if self.cell_type == "lstm" else dh[None, ...]
         self.src_embedding.backward(self.encoder.backward(d_memory, d_state))
-
-    def backward_params(self, grad) -> None:
-        self.backward(grad)
 
     def extra_repr(self):
         return (f"embedding_dim={self.embedding_dim}, hidden_size={self.hidden_size}, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from xdl import backends
 from xdl.models.registry import register
+from xdl.models.seq2seq import check_ids, check_targets
 from xdl.nn import (
     Embedding,
     LayerNorm,
@@ -16,12 +17,6 @@ from xdl.nn import (
     TransformerEncoderLayer,
 )
 from xdl.nn.module import Module
-
-
-def _check_ids(model, name, ids):
-    if ids.ndim != 2 or "int" not in backends.dtype_name(ids.dtype):
-        raise ValueError(f"{type(model).__name__}: expected {name} as integer ids of shape "
-                         f"(N, length), got shape {tuple(ids.shape)} and dtype {ids.dtype}")
 
 
 @register("transformer_seq2seq")
@@ -63,7 +58,7 @@ class TransformerSeq2Seq(Module):
 
     def encode(self, src):
         """The decoding state (memory (N, S, d), padding mask (N, S), empty prefix)."""
-        _check_ids(self, "src", src)
+        check_ids(self, "src", src)
         xp = backends.namespace(src)
         pad = src == self.padding_idx
         memory = self.encoder(self.src_position(self.src_embedding(src)),
@@ -87,10 +82,7 @@ class TransformerSeq2Seq(Module):
         return tuple(xp.take(s, rows, axis=0) for s in state)
 
     def forward(self, src, tgt_in):
-        _check_ids(self, "tgt_in", tgt_in)
-        if tgt_in.shape[0] != src.shape[0]:
-            raise ValueError(f"TransformerSeq2Seq: expected tgt_in of shape ({src.shape[0]}, "
-                             f"T) to match src {tuple(src.shape)}, got {tuple(tgt_in.shape)}")
+        check_targets(self, src, tgt_in)
         xp = backends.namespace(src)
         memory, pad, _ = self.encode(src)
         z = self._decode(tgt_in, memory, pad)
@@ -104,9 +96,6 @@ class TransformerSeq2Seq(Module):
         dy, dmemory = self.decoder.backward(dz)
         self.tgt_embedding.backward(self.tgt_position.backward(dy))
         self.src_embedding.backward(self.src_position.backward(self.encoder.backward(dmemory)))
-
-    def backward_params(self, grad) -> None:
-        self.backward(grad)
 
 
 @register("transformer_lm")
@@ -138,7 +127,7 @@ class TransformerLanguageModel(Module):
         self.state = None
 
     def forward(self, ids, state=None):
-        _check_ids(self, "ids", ids)
+        check_ids(self, "ids", ids)
         xp = backends.namespace(ids)
         if state is not None:
             ids = xp.concat([state, ids], axis=1)
@@ -156,9 +145,6 @@ class TransformerLanguageModel(Module):
         xp = backends.namespace(grad)
         dh = xp.reshape(self.head.backward(grad), shape)
         self.embedding.backward(self.position.backward(self.blocks.backward(dh)))
-
-    def backward_params(self, grad) -> None:
-        self.backward(grad)
 
     def extra_repr(self):
         return f"vocab_size={self.vocab_size}, d_model={self.d_model}, context={self.context}"

@@ -13,7 +13,7 @@ from xdl.recipes import recipe
 from xdl.recipes.common import (
     finish,
     held_out_fraction,
-    machine,
+    run_record,
     save_model,
     split_validation,
     train_classifier,
@@ -123,10 +123,9 @@ def perceptron_3d(config, settings):
         backend.xp.mean(backend.xp.astype(model.predict(xs) == ys, xs.dtype))))
     save_model(config.out, model, "perceptron", {"in_features": 3})
     metrics = {
-        "recipe": "perceptron-3d", "backend": str(backend), "machine": machine(),
-        "settings": settings, "seed": config.seed,
-        "train_seconds": round(time.perf_counter() - began, 3),
-        "epochs_run": len(mistakes), "mistakes_per_epoch": mistakes,
+        **run_record("perceptron-3d", config, settings, time.perf_counter() - began,
+                     len(mistakes)),
+        "mistakes_per_epoch": mistakes,
         "train_accuracy": accuracy, "converged": mistakes[-1] == 0,
     }
     return finish(config.out, "perceptron-3d", metrics)

@@ -10,14 +10,14 @@ import time
 import numpy as np
 
 import xdl
-from xdl import backends, data, nn, optim, training
+from xdl import data, nn, optim, training
 from xdl.models import BookCNN, LeNet5
 from xdl.plotting import plot_comparison
 from xdl.recipes import recipe
 from xdl.recipes.common import (
     finish,
     held_out_fraction,
-    machine,
+    run_record,
     split_validation,
     train_classifier,
 )
@@ -134,12 +134,10 @@ def optimizers_compare(config, settings):
     table = _comparison_table(runs)
     with open(os.path.join(config.out, "optimizers.md"), "w", encoding="utf-8") as stream:
         stream.write(table + "\n")
-    metrics = {"recipe": "optimizers-compare", "backend": str(backends.current()),
-               "machine": machine(), "settings": settings,
-               "seed": config.seed, "train_seconds": round(time.perf_counter() - began, 1),
+    metrics = {**run_record("optimizers-compare", config, settings,
+                            time.perf_counter() - began, settings["epochs"]),
                "data": "MNIST, first 12,000 training images: 10,000 train, 2,000 validation",
-               "runs": runs, "table": table, "figures": figures,
-               "epochs_run": settings["epochs"]}
+               "runs": runs, "table": table, "figures": figures}
     with open(os.path.join(config.out, "runs.json"), "w", encoding="utf-8") as stream:
         json.dump(runs, stream, indent=1)
     return finish(config.out, "optimizers-compare", metrics)

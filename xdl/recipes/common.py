@@ -33,6 +33,14 @@ def machine() -> str:
            f"{platform.python_version()}"
 
 
+def run_record(name: str, config, settings: dict, seconds: float, epochs_run: int) -> dict:
+    """The fields every recipe's metrics.json starts with: what ran, where, with which
+    settings and seed, for how long."""
+    return {"recipe": name, "backend": str(backends.current()), "machine": machine(),
+            "settings": settings, "seed": config.seed, "train_seconds": round(seconds, 2),
+            "epochs_run": epochs_run}
+
+
 def train_classifier(config, name: str, model, arch: str, arch_config: dict, loss_fn,
                      optimizer, data: dict, settings: dict, schedule=None,
                      train_transform=None, extra=None) -> dict:
@@ -61,9 +69,7 @@ def train_classifier(config, name: str, model, arch: str, arch_config: dict, los
     seconds = time.perf_counter() - began
     test = training.evaluate(model, loss_fn, loader["test"]) if "test" in loader else {}
     metrics = {
-        "recipe": name, "backend": str(backends.current()), "machine": machine(),
-        "settings": settings, "seed": config.seed, "train_seconds": round(seconds, 2),
-        "epochs_run": len(history["loss"]),
+        **run_record(name, config, settings, seconds, len(history["loss"])),
         "test_loss": test.get("loss"), "test_accuracy": test.get("accuracy"),
         "history": dict(history), **(extra or {}),
     }

@@ -26,7 +26,7 @@ from xdl.nn import no_grad
 from xdl.plotting import plot_histograms_1d, plot_samples_2d
 from xdl.recipes import recipe
 from xdl.recipes.cnn import image_splits, nchw_images, train_cnn
-from xdl.recipes.common import finish, machine
+from xdl.recipes.common import finish, run_record
 
 # -- GANs on points ------------------------------------------------------------------------
 
@@ -114,9 +114,8 @@ def gan_1d(config, settings):
     figure = plot_histograms_1d(real[:, 0], generated, os.path.join(config.out, "gan-1d.png"),
                                 title="gan-1d: real against generated")
     metrics = {
-        "recipe": "gan-1d", "backend": str(backends.current()), "machine": machine(),
-        "settings": settings, "seed": config.seed,
-        "train_seconds": round(time.perf_counter() - began, 2), "epochs_run": settings["epochs"],
+        **run_record("gan-1d", config, settings, time.perf_counter() - began,
+                     settings["epochs"]),
         "real_mean": mean, "real_std": std,
         "generated_mean": float(generated.mean()), "generated_std": float(generated.std()),
         "modes": 1, "modes_covered": int(within.mean() >= 0.9),
@@ -138,9 +137,8 @@ def gan_2d(config, settings):
                              os.path.join(config.out, "gan-2d.png"),
                              title="gan-2d: 8 Gaussians on a ring")
     metrics = {
-        "recipe": "gan-2d", "backend": str(backends.current()), "machine": machine(),
-        "settings": settings, "seed": config.seed,
-        "train_seconds": round(time.perf_counter() - began, 2), "epochs_run": settings["epochs"],
+        **run_record("gan-2d", config, settings, time.perf_counter() - began,
+                     settings["epochs"]),
         **mode_coverage(generated, centres, std), "figure": figure, "history": history,
     }
     return finish(config.out, "gan-2d", metrics)
@@ -191,9 +189,8 @@ def ae_mnist(config, settings):
     checkpoint.save(os.path.join(config.out, "model.npz"), model, arch="mlp_autoencoder",
                     config=arch_config)
     metrics = {
-        "recipe": "ae-mnist", "backend": str(backends.current()), "machine": machine(),
-        "settings": settings, "seed": config.seed, "train_seconds": round(seconds, 2),
-        "epochs_run": len(history["loss"]), "test_mse_per_pixel": test_mse,
+        **run_record("ae-mnist", config, settings, seconds, len(history["loss"])),
+        "test_mse_per_pixel": test_mse,
         "figure": figure, "history": dict(history),
     }
     return finish(config.out, "ae-mnist", metrics)
@@ -239,9 +236,7 @@ def vae_mnist(config, settings):
                                     _as_images(manifold), rows=15, padding=0),
     }
     metrics = {
-        "recipe": "vae-mnist", "backend": str(backends.current()), "machine": machine(),
-        "settings": settings, "seed": config.seed, "train_seconds": round(seconds, 2),
-        "epochs_run": settings["epochs"],
+        **run_record("vae-mnist", config, settings, seconds, settings["epochs"]),
         "test_negative_elbo": results[20]["test_negative_elbo"],
         "test_negative_elbo_2d_latent": results[2]["test_negative_elbo"],
         "likelihood": "Bernoulli, pixel intensities in [0, 1] as targets",
@@ -323,9 +318,8 @@ def _gan_on_mnist(config, settings, name, arch, arch_config, d_optimizer, g_opti
     real_test = backends.to_device(nchw_images(test[:1000]), backends.backend_of(like),
                                    dtype=like.dtype)
     metrics = {
-        "recipe": name, "backend": str(backends.current()), "machine": machine(),
-        "settings": settings, "seed": config.seed, "train_seconds": round(seconds, 2),
-        "epochs_run": settings["epochs"], "figure": figure, "classifier": classifier_path,
+        **run_record(name, config, settings, seconds, settings["epochs"]),
+        "figure": figure, "classifier": classifier_path,
         "generated_score": classifier_score(classifier, (as_images + 1.0) / 2.0),
         "real_test_score": classifier_score(classifier, real_test), "history": history,
     }

@@ -17,8 +17,13 @@ from xdl.models.seq2seq import AttentionSeq2Seq, beam_search, greedy_decode, tok
 from xdl.models.transformer import TransformerSeq2Seq
 from xdl.plotting import plot_attention
 from xdl.recipes import recipe
-from xdl.recipes.common import finish, machine, save_model
-from xdl.recipes.sequence import CharBatchLoader, _dataset_file, train_char_lm
+from xdl.recipes.common import finish, run_record, save_model
+from xdl.recipes.sequence import (
+    CharBatchLoader,
+    _dataset_file,
+    shakespeare_splits,
+    train_char_lm,
+)
 
 #: Pairs drawn for seq2seq-dates (training, held-out test).
 DATE_PAIRS = (20000, 2000)
@@ -202,9 +207,8 @@ def seq2seq_dates(config, settings):
                             os.path.join(config.out, "attention.png"),
                             title="seq2seq-dates attention")
     metrics = {
-        "recipe": "seq2seq-dates", "backend": str(backends.current()), "machine": machine(),
-        "settings": settings, "seed": config.seed, "train_seconds": round(seconds, 2),
-        "epochs_run": len(history["loss"]), "history": dict(history),
+        **run_record("seq2seq-dates", config, settings, seconds, len(history["loss"])),
+        "history": dict(history),
         "test_exact_match": float(np.mean(correct)),
         "test_exact_match_beam3": float(np.mean([p == t for p, (_, t)
                                                  in zip(beam, test_pairs[:500])])),
@@ -257,9 +261,8 @@ def seq2seq_en_fr(config, settings):
     os.makedirs(config.out, exist_ok=True)
     save_model(config.out, model, "transformer_seq2seq", arch_config)
     metrics = {
-        "recipe": "seq2seq-en-fr", "backend": str(backends.current()), "machine": machine(),
-        "settings": settings, "seed": config.seed, "train_seconds": round(seconds, 2),
-        "epochs_run": len(history["loss"]), "history": dict(history),
+        **run_record("seq2seq-en-fr", config, settings, seconds, len(history["loss"])),
+        "history": dict(history),
         "val_cross_entropy_nats": history["val_loss"][-1],
         "bleu": bleu["score"], "bleu_details": bleu,
         "samples": [{"source": en, "predicted": p, "reference": fr}
@@ -277,21 +280,15 @@ def seq2seq_en_fr(config, settings):
         "language model on tiny-shakespeare; an epoch is 250 steps of 32 windows",
         epochs=10, batch_size=32, lr=0.002)
 def transformer_shakespeare(config, settings):
-    from xdl.data.text import CharVocab
     from xdl.models.transformer import TransformerLanguageModel
 
-    with open(_dataset_file(config, "shakespeare", "tiny-shakespeare.txt"),
-              encoding="utf-8") as stream:
-        text = stream.read()
-    vocab = CharVocab.from_text(text)
-    encoded = vocab.encode(text)
-    split = int(0.9 * len(encoded))
+    vocab, train_ids, val_ids = shakespeare_splits(config)
     context = TRANSFORMER_LM["context"]
-    train = CharBatchLoader(encoded[:split], context, settings["batch_size"],
+    train = CharBatchLoader(train_ids, context, settings["batch_size"],
                             TRANSFORMER_STEPS_PER_EPOCH, config.seed)
     # the same validation characters as charrnn-shakespeare: 20 batches of 64 windows
     # of 100 characters from the last 10%
-    val = CharBatchLoader(encoded[split:], min(100, context), 64, TRANSFORMER_VAL_BATCHES,
+    val = CharBatchLoader(val_ids, min(100, context), 64, TRANSFORMER_VAL_BATCHES,
                           config.seed + 1)
     arch_config = {"vocab_size": len(vocab), **TRANSFORMER_LM}
     model = TransformerLanguageModel(**arch_config)

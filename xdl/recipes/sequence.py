@@ -27,7 +27,7 @@ from xdl.data.timeseries import (
 from xdl.models import BiGRUClassifier, CharLanguageModel, SequenceRegressor, sample_text
 from xdl.plotting import plot_prediction
 from xdl.recipes import recipe
-from xdl.recipes.common import finish, machine
+from xdl.recipes.common import finish, run_record
 
 
 def _mse(model, loader) -> float:
@@ -57,10 +57,9 @@ def rnn_curve(config, settings):
                            val_loader=loaders["val"], metrics=(), schedule=schedule,
                            callbacks=[saver], progress=config.progress)
     metrics = {
-        "recipe": "rnn-curve", "backend": str(backends.current()), "machine": machine(),
-        "settings": settings, "seed": config.seed,
-        "train_seconds": round(time.perf_counter() - began, 2),
-        "epochs_run": len(history["loss"]), "test_mse": _mse(model, loaders["test"]),
+        **run_record("rnn-curve", config, settings, time.perf_counter() - began,
+                     len(history["loss"])),
+        "test_mse": _mse(model, loaders["test"]),
         "noise_variance": noise**2, "history": dict(history),
         "data": "2,000 points, step 0.1, windows of 10; chronological 70/15/15 split",
     }
@@ -96,10 +95,9 @@ def lstm_hs300(config, settings):
     actual = close[window:][test]
     yesterday = close[window - 1:-1][test]
     metrics = {
-        "recipe": "lstm-hs300", "backend": str(backends.current()), "machine": machine(),
-        "settings": settings, "seed": config.seed,
-        "train_seconds": round(time.perf_counter() - began, 2),
-        "epochs_run": len(history["loss"]), "history": dict(history),
+        **run_record("lstm-hs300", config, settings, time.perf_counter() - began,
+                     len(history["loss"])),
+        "history": dict(history),
         "data": "CSI-300 daily close 2005-01-04 … 2019-03-05 (the book's file); windows of 20 "
                 "days; chronological 70/15/15 split; standardised on the training days",
         "test_days": int(len(actual)),
@@ -176,10 +174,9 @@ def bigru_sentiment(config, settings):
                            clip_grad_norm=5.0, progress=config.progress)
     test = training.evaluate(model, nn.CrossEntropyLoss(), loaders["test"])
     metrics = {
-        "recipe": "bigru-sentiment", "backend": str(backends.current()), "machine": machine(),
-        "settings": settings, "seed": config.seed,
-        "train_seconds": round(time.perf_counter() - began, 2),
-        "epochs_run": len(history["loss"]), "history": dict(history),
+        **run_record("bigru-sentiment", config, settings, time.perf_counter() - began,
+                     len(history["loss"])),
+        "history": dict(history),
         "test_loss": test["loss"], "test_accuracy": test["accuracy"],
         "data": f"{len(tokens)} Rotten Tomatoes snippets, seeded 80/10/10 split; vocabulary "
                 f"{len(vocab)} training tokens, {glove.found} of them in GloVe",
@@ -214,19 +211,26 @@ class CharBatchLoader:
                                                                     "int64")
 
 
-@recipe("charrnn-shakespeare", "《实战深度学习算法》 ch. 8: the character-level LSTM",
-        "2-layer LSTM (hidden 256) language model on tiny-shakespeare; an epoch is 250 "
-        "steps of 64 windows of 100 characters", epochs=5, batch_size=64, lr=0.003)
-def charrnn_shakespeare(config, settings):
+def shakespeare_splits(config):
+    """tiny-shakespeare as (CharVocab, ids of the first 90% for training, ids of the last
+    10% for validation)."""
     with open(_dataset_file(config, "shakespeare", "tiny-shakespeare.txt"),
               encoding="utf-8") as stream:
         text = stream.read()
     vocab = CharVocab.from_text(text)
     encoded = vocab.encode(text)
     split = int(0.9 * len(encoded))
-    train = CharBatchLoader(encoded[:split], 100, settings["batch_size"],
-                            CHAR_STEPS_PER_EPOCH, config.seed)
-    val = CharBatchLoader(encoded[split:], 100, settings["batch_size"], 20, config.seed + 1)
+    return vocab, encoded[:split], encoded[split:]
+
+
+@recipe("charrnn-shakespeare", "《实战深度学习算法》 ch. 8: the character-level LSTM",
+        "2-layer LSTM (hidden 256) language model on tiny-shakespeare; an epoch is 250 "
+        "steps of 64 windows of 100 characters", epochs=5, batch_size=64, lr=0.003)
+def charrnn_shakespeare(config, settings):
+    vocab, train_ids, val_ids = shakespeare_splits(config)
+    train = CharBatchLoader(train_ids, 100, settings["batch_size"], CHAR_STEPS_PER_EPOCH,
+                            config.seed)
+    val = CharBatchLoader(val_ids, 100, settings["batch_size"], 20, config.seed + 1)
     arch_config = {"vocab_size": len(vocab), "embedding_dim": 64, "hidden_size": 256,
                    "num_layers": 2, "dropout": 0.2}
     model = CharLanguageModel(**arch_config)
@@ -251,10 +255,9 @@ def train_char_lm(config, settings, name, model, arch, arch_config, optimizer, t
                            val_loader=val, metrics=(), schedule=schedule, callbacks=[saver],
                            clip_grad_norm=clip, progress=config.progress)
     metrics = {
-        "recipe": name, "backend": str(backends.current()),
-        "machine": machine(), "settings": settings, "seed": config.seed,
-        "train_seconds": round(time.perf_counter() - began, 2),
-        "epochs_run": len(history["loss"]), "history": dict(history),
+        **run_record(name, config, settings, time.perf_counter() - began,
+                     len(history["loss"])),
+        "history": dict(history),
         "val_cross_entropy_nats": history["val_loss"][-1],
         "sample": sample_text(model, vocab, "ROMEO:", 400, temperature=0.8, seed=config.seed),
         "data": data,
