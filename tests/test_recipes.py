@@ -100,14 +100,19 @@ def test_bigru_sentiment_runs_on_fixture_files(tmp_path):
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["epochs_run"] == 2
 
 
+def write_shakespeare(root, repeats: int) -> None:
+    """A tiny-shakespeare stand-in: one line of verse, ``repeats`` times."""
+    (root / "shakespeare").mkdir()
+    verse = "ROMEO:\nBut soft, what light through yonder window breaks?\n" * repeats
+    (root / "shakespeare" / "tiny-shakespeare.txt").write_text(verse)
+
+
 def test_charrnn_runs_on_a_fixture_text(tmp_path, monkeypatch):
     import importlib
 
     monkeypatch.setattr(importlib.import_module("xdl.recipes.sequence"),
                         "CHAR_STEPS_PER_EPOCH", 30)
-    (tmp_path / "shakespeare").mkdir()
-    verse = "ROMEO:\nBut soft, what light through yonder window breaks?\n" * 40
-    (tmp_path / "shakespeare" / "tiny-shakespeare.txt").write_text(verse)
+    write_shakespeare(tmp_path, 40)
     out = tmp_path / "out"
     assert main(["train", "charrnn-shakespeare", "--epochs", "1", "--batch-size", "2",
                  "--data-dir", str(tmp_path), "--out", str(out), "--no-progress"]) == 0

@@ -93,16 +93,22 @@ def _sequence_log_prob(model, backend, src, tokens, eos):
     return float(sum(logp[t, v] for t, v in enumerate(row)))
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_beam_width_one_is_greedy_and_wider_beams_score_higher(backend, cell):
-    model = small_model(cell)
-    src = ids(backend, SRC)
-    greedy = greedy_decode(model, src, 6, BOS, EOS)
-    beam1 = beam_search(model, src, 1, 6, BOS, EOS)
+def assert_beam_width_one_is_greedy(model, src, max_len: int):
+    """Beam search of width 1 returns greedy decoding's tokens and scores; returns greedy's."""
+    greedy = greedy_decode(model, src, max_len, BOS, EOS)
+    beam1 = beam_search(model, src, 1, max_len, BOS, EOS)
     np.testing.assert_array_equal(backends.to_numpy(beam1.tokens)[:, 0, :],
                                   backends.to_numpy(greedy.tokens))
     np.testing.assert_allclose(backends.to_numpy(beam1.scores)[:, 0],
                                backends.to_numpy(greedy.scores), rtol=1e-12)
+    return greedy
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_beam_width_one_is_greedy_and_wider_beams_score_higher(backend, cell):
+    model = small_model(cell)
+    src = ids(backend, SRC)
+    greedy = assert_beam_width_one_is_greedy(model, src, 6)
     beam = beam_search(model, src, 4, 6, BOS, EOS)
     scores = backends.to_numpy(beam.scores)
     assert scores.shape == (3, 4) and tuple(beam.tokens.shape) == (3, 4, 6)

@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 from conftest import on
-from test_seq2seq import SRC, TGT_IN, TGT_OUT, LossStep, ids
+from test_recipes import write_shakespeare
+from test_seq2seq import SRC, TGT_IN, TGT_OUT, LossStep, assert_beam_width_one_is_greedy, ids
 
 from xdl import backends
 from xdl.data.translation import BOS, EOS
@@ -55,12 +56,7 @@ def test_transformer_language_model_loss_step_gradients(backend):
 def test_transformer_beam_width_one_is_greedy(backend):
     model = small_seq2seq()
     src = ids(backend, SRC)
-    greedy = greedy_decode(model, src, 5, BOS, EOS)
-    beam1 = beam_search(model, src, 1, 5, BOS, EOS)
-    np.testing.assert_array_equal(backends.to_numpy(beam1.tokens)[:, 0, :],
-                                  backends.to_numpy(greedy.tokens))
-    np.testing.assert_allclose(backends.to_numpy(beam1.scores)[:, 0],
-                               backends.to_numpy(greedy.scores), rtol=1e-12)
+    greedy = assert_beam_width_one_is_greedy(model, src, 5)
     beam = beam_search(model, src, 3, 5, BOS, EOS)
     assert np.all(backends.to_numpy(beam.scores)[:, 0]
                   >= backends.to_numpy(greedy.scores) - 1e-12)
@@ -116,9 +112,7 @@ def test_transformer_shakespeare_runs_on_a_fixture_text(tmp_path, monkeypatch):
     monkeypatch.setattr(module, "TRANSFORMER_LM", {"d_model": 16, "nhead": 2, "num_layers": 1,
                                                    "dim_feedforward": 32, "dropout": 0.1,
                                                    "context": 32})
-    (tmp_path / "shakespeare").mkdir()
-    verse = "ROMEO:\nBut soft, what light through yonder window breaks?\n" * 60
-    (tmp_path / "shakespeare" / "tiny-shakespeare.txt").write_text(verse)
+    write_shakespeare(tmp_path, 60)
     out = tmp_path / "out"
     assert main(["train", "transformer-shakespeare", "--epochs", "1", "--batch-size", "2",
                  "--data-dir", str(tmp_path), "--out", str(out), "--no-progress"]) == 0
