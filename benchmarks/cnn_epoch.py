@@ -132,22 +132,25 @@ def worker(framework, model_name, batch):
     steps = len(batches) if ARGS.steps is None else min(ARGS.steps, len(batches) - 5)
     for index in batches[:5]:
         step(xs[index], ys[index])
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = resource.getrusage(resource.RUSAGE_SELF)
     began = time.perf_counter()
     for index in batches[5:5 + steps]:
         step(xs[index], ys[index])
     seconds = (time.perf_counter() - began) * len(batches) / steps
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"epoch_seconds": seconds, "peak_rss_mb": peak / 1024,
-                      "training_rss_growth_mb": (peak - rss_before) / 1024}))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"epoch_seconds": seconds, "peak_rss_mb": after.ru_maxrss / 1024,
+                      "training_rss_growth_mb": (after.ru_maxrss - before.ru_maxrss) / 1024,
+                      "page_faults_per_step": (after.ru_minflt - before.ru_minflt) / steps}))
 
 
-def run_worker(framework, model_name, batch):
+def run_worker(framework, model_name, batch, env=None):
+    """One worker process; ``env`` entries are added to its environment."""
     command = [sys.executable, os.path.abspath(__file__), "--worker", framework, model_name,
                str(batch), "--data-dir", ARGS.data_dir, "--threads", str(ARGS.threads)]
     if ARGS.steps is not None:
         command += ["--steps", str(ARGS.steps)]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    output = subprocess.run(command, check=True, capture_output=True, text=True,
+                            env={**os.environ, **(env or {})}).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 

@@ -135,3 +135,51 @@ def test_module_to_moves_parameters_between_backends(backend):
     model.to(dtype="float64")
     assert backends.dtype_name(model.bias.data.dtype) == "float64"
     assert backends.backend_of(model.bias.data) == backend
+
+
+def _memory_order(x):
+    """Axes from outermost to innermost in memory; None for a backend without strides."""
+    strides = x.strides if hasattr(x, "strides") else (
+        x.stride() if callable(getattr(x, "stride", None)) else None)
+    if strides is None:
+        return None
+    return backends.stride_order(tuple(x.shape), strides)
+
+
+def test_same_layout_copies_into_the_like_arrays_axis_order(backend, rng):
+    from xdl.nn.functional import channels_first
+
+    xp = backend.xp
+    like = channels_first(on(backend, rng.normal(size=(2, 4, 5, 3))))   # NHWC in memory
+    host = rng.normal(size=(2, 3, 4, 5))
+    a = on(backend, host)                                             # NCHW in memory
+    out = backends.same_layout(a, like)
+    np.testing.assert_array_equal(backends.to_numpy(out), host)
+    assert _memory_order(out) == _memory_order(like)
+    assert backends.same_layout(like, like) is like
+    assert backends.same_layout(a, xp.zeros_like(a)) is a
+
+
+def test_empty_in_layout_follows_the_like_array(backend, rng):
+    from xdl.nn.functional import channels_first
+
+    like = channels_first(on(backend, rng.normal(size=(2, 3, 3, 4))))
+    empty = backends.empty_in_layout((2, 4, 5, 6), like, like.dtype)
+    assert tuple(empty.shape) == (2, 4, 5, 6) and empty.dtype == like.dtype
+    assert _memory_order(empty) == _memory_order(like)
+
+
+def test_malloc_tuning_respects_the_opt_outs(monkeypatch):
+    import platform
+
+    from xdl.backends import numpy as numpy_backend
+
+    monkeypatch.setenv("XDL_MALLOC_TUNING", "0")
+    assert numpy_backend.keep_freed_memory() is False
+    monkeypatch.delenv("XDL_MALLOC_TUNING")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert numpy_backend.keep_freed_memory() is False
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    on_glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert numpy_backend.keep_freed_memory() is on_glibc

@@ -53,14 +53,16 @@ def test_model_gradients(rng, name):
     norm in eval mode with random shifts β. (Training-mode batch norm is checked block by
     block in test_blocks.py: in a whole net this narrow, a 1-channel branch at batch 2 is
     nearly constant, 1/σ is huge and finite differences lose their accuracy; and at
-    β = 0 a channel a dead ReLU made constant would sit exactly on the next ReLU's kink.)"""
+    β = 0 a channel a dead ReLU made constant would sit exactly on the next ReLU's kink.)
+    NumPy only, whatever XDL_BACKEND says: the layers' gradchecks cover every backend."""
     xdl.manual_seed(0)
-    model = TINY[name]().to(dtype="float64").eval()
-    for module in model.modules():
-        if isinstance(module, BatchNorm2d):
-            module.bias.data = rng.normal(size=module.bias.shape)
-    size = 16 if name == "googlenet_small" else 28  # 16 → 8 → 4 → 2 through its pools
-    assert gradcheck(model, rng.normal(size=(2, 1, size, size)), samples=5, atol=1e-6).ok
+    with backends.use("numpy"):
+        model = TINY[name]().to(dtype="float64").eval()
+        for module in model.modules():
+            if isinstance(module, BatchNorm2d):
+                module.bias.data = rng.normal(size=module.bias.shape)
+        size = 16 if name == "googlenet_small" else 28  # 16 → 8 → 4 → 2 through its pools
+        assert gradcheck(model, rng.normal(size=(2, 1, size, size)), samples=5, atol=1e-6).ok
 
 
 def test_models_train_a_step_on_device1(backend):

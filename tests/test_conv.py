@@ -119,13 +119,15 @@ def test_conv_transpose2d_matches_pytorch(backend, rng, case):
     np.testing.assert_allclose(to_numpy(out), expected, atol=1e-12)
 
 
-@pytest.mark.parametrize("channels", [3, 16], ids=["kernel-major", "channels-last"])
-def test_chunked_batches_give_the_same_result(backend, rng, monkeypatch, channels):
+@pytest.mark.parametrize("channels, out_channels", [(3, 4), (3, 16), (16, 4)],
+                         ids=["kernel-major", "kernel-major-nhwc-output", "channels-last"])
+def test_chunked_batches_give_the_same_result(backend, rng, monkeypatch, channels,
+                                              out_channels):
     """Tiny chunks (one sample each) must not change outputs or gradients, on both
-    im2col layouts."""
-    layer = Conv2d(channels, 4, 3, stride=2, padding=1).to(dtype="float64")
+    im2col layouts and both output layouts."""
+    layer = Conv2d(channels, out_channels, 3, stride=2, padding=1).to(dtype="float64")
     x = on(backend, rng.normal(size=(5, channels, 7, 7)))
-    g = on(backend, rng.normal(size=(5, 4, 4, 4)))
+    g = on(backend, rng.normal(size=(5, out_channels, 4, 4)))
     whole_y = to_numpy(layer(x))
     whole_dx = to_numpy(layer.backward(g))
     whole_dw = to_numpy(layer.weight.grad)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import on
 
 from xdl import backends, nn
 from xdl.nn import init
@@ -110,3 +111,16 @@ def test_reassigning_keeps_the_state_dict_order(backend):
     model.running = backend.asarray(np.ones(3), "float32")
     model.scale = init.zeros_(init.empty_parameter((3,)))
     assert list(model.state_dict()) == ["scale", "running", "seen"]
+
+
+def test_flatten_gives_the_gradient_back_in_the_inputs_memory_layout(backend, rng):
+    from xdl.nn.functional import channels_first
+
+    x = channels_first(on(backend, rng.normal(size=(2, 3, 4, 5))))  # (2, 5, 3, 4), NHWC
+    flatten = nn.Flatten()
+    y = flatten(x)
+    g = rng.normal(size=tuple(y.shape))
+    dx = flatten.backward(on(backend, g))
+    np.testing.assert_array_equal(backends.to_numpy(dx), g.reshape(2, 5, 3, 4))
+    if isinstance(x, np.ndarray):
+        assert backends.stride_order(dx.shape, dx.strides) == (0, 2, 3, 1)

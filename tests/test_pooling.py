@@ -222,3 +222,22 @@ def test_defaults_and_repr():
     assert "ceil_mode=True" in repr(MaxPool2d(2, ceil_mode=True))
     assert repr(AdaptiveAvgPool2d((2, None))) == "AdaptiveAvgPool2d(output_size=(2, None))"
     assert list(MaxPool2d(2).parameters()) == []
+
+
+@pytest.mark.parametrize("layer", [MaxPool2d(2), AvgPool2d(3, stride=2, padding=1)],
+                         ids=["max", "avg-pad"])
+def test_gradient_in_another_memory_layout_gives_the_same_dx(backend, rng, layer):
+    """An NCHW-stored gradient against NHWC-stored saved arrays changes only the speed:
+    dx is the same (and max pooling stores it like the forward's input)."""
+    from xdl.nn.functional import channels_first
+
+    x = channels_first(on(backend, _distinct(rng, (2, 6, 7, 3))))   # NHWC in memory
+    y = layer(x)
+    g_host = rng.normal(size=tuple(y.shape))
+    dx_nhwc_grad = layer.backward(channels_first(on(backend, g_host.transpose(0, 2, 3, 1))))
+    layer(x)
+    dx_nchw_grad = layer.backward(on(backend, g_host))
+    np.testing.assert_allclose(_host(dx_nchw_grad), _host(dx_nhwc_grad), rtol=1e-12)
+    if isinstance(x, np.ndarray) and isinstance(layer, MaxPool2d):  # it saved argmax
+        for dx in (dx_nhwc_grad, dx_nchw_grad):
+            assert backends.stride_order(dx.shape, dx.strides) == (0, 2, 3, 1)

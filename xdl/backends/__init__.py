@@ -238,6 +238,33 @@ def scatter_add(target, indices, values):
     return backend_of(target).impl.scatter_add(target, indices, values)
 
 
+def same_layout(a, like):
+    """``a``, or a copy of it stored in memory in the axis order of ``like`` (same shape).
+
+    On a CPU an element-wise pass over two arrays stored in different axis orders (an
+    NCHW-ordered gradient against an NHWC-stored activation) runs several times slower
+    than over two alike; layers whose backward combines the incoming gradient with a
+    saved array call this first. Backends without strides return ``a``.
+    """
+    impl = backend_of(a).impl
+    return impl.same_layout(a, like) if hasattr(impl, "same_layout") else a
+
+
+def empty_in_layout(shape, like, dtype):
+    """An uninitialised array of ``shape`` stored in memory in ``like``'s axis order
+    (``like`` has as many axes; backends without strides give a plain ``empty``)."""
+    impl = backend_of(like).impl
+    if hasattr(impl, "empty_in_layout"):
+        return impl.empty_in_layout(shape, like, dtype)
+    return namespace(like).empty(shape, dtype=dtype, device=like.device)
+
+
+def stride_order(shape, strides) -> tuple[int, ...]:
+    """The axes of length > 1 from the outermost in memory to the innermost."""
+    axes = [axis for axis, size in enumerate(shape) if size > 1]
+    return tuple(sorted(axes, key=lambda axis: -strides[axis]))
+
+
 def scatter_add_onehot(target, indices, values):
     """Portable scatter-add: ``target + onehot(indices)ᵀ @ values`` in the standard only."""
     xp = namespace(target, values)

@@ -5,6 +5,11 @@ the weight as W (O, kh·kw·C), a convolution is one matrix product
 
     Y = X Wᵀ + b          (Y is (N, OH, OW, O), returned as an (N, O, OH, OW) view)
 
+so a convolution's output is stored NHWC (channels last) in memory; kernel-major ones
+with few output channels store it (O, N, OH, OW) instead (see CHANNEL_MAJOR_BELOW).
+Pooling, ReLU and Flatten hand back gradients in the layout of what they saved, so
+element-wise passes meet one layout (mixed layouts run several times slower on CPUs).
+
 and its backward, with dY the output gradient as (N·OH·OW, O):
 
     dW = dYᵀ X      db = Σ_rows dY      dX = dY W,   dx = col2im(dX)
@@ -118,39 +123,63 @@ def conv2d_forward(x, weight, bias, window: Window, groups: int):
     return _forward_channels_last(x, weight, bias, window, groups)
 
 
+#: Kernel-major convolutions with fewer output channels than this store their output
+#: channel-major, (O, N, OH, OW) in memory; wider ones store it NHWC. NumPy's
+#: element-wise loops (bias, ReLU, pooling) run along the innermost axis in memory, and
+#: LeNet-5's 6 channels make a short one. Measured with benchmarks/cnn_epoch.py.
+CHANNEL_MAJOR_BELOW = 16
+
+
 def _forward_kernel_major(x, weight, bias, window: Window):
-    """Y (O, N·OH·OW) = W (O, C·kh·kw) @ im2col (C·kh·kw, N·OH·OW) + b."""
+    """With im2col as (C·kh·kw, N·OH·OW): Y = W im2col + b, stored (O, N, OH, OW), for
+    few output channels, else Yᵀ = im2colᵀ Wᵀ + b, stored NHWC."""
     xp = backends.namespace(x)
     n, c = x.shape[0], x.shape[1]
     out_h, out_w = window.output_size(x.shape[2], x.shape[3])
-    w_matrix = xp.reshape(weight, (weight.shape[0], -1))
-    parts = [w_matrix @ im2col_kernel_major(x[start:stop, ...], window, (out_h, out_w))
-             for start, stop in batch_chunks(x, out_h * out_w * window.size * c * _itemsize(x))]
-    y = xp.reshape(_concat(parts, axis=1), (weight.shape[0], n, out_h, out_w))
-    if bias is not None:
-        y = y + xp.reshape(bias, (-1, 1, 1, 1))
-    return xp.permute_dims(y, (1, 0, 2, 3))
+    out_channels = weight.shape[0]
+    w_matrix = xp.reshape(weight, (out_channels, -1))
+    channel_major = out_channels < CHANNEL_MAJOR_BELOW
+    parts = []
+    for start, stop in batch_chunks(x, out_h * out_w * window.size * c * _itemsize(x)):
+        cols = im2col_kernel_major(x[start:stop, ...], window, (out_h, out_w))
+        parts.append(w_matrix @ cols if channel_major
+                     else xp.matrix_transpose(cols) @ xp.matrix_transpose(w_matrix))
+    if channel_major:
+        y = xp.reshape(_concat(parts, axis=1), (out_channels, n, out_h, out_w))
+        y = y if bias is None else y + xp.reshape(bias, (-1, 1, 1, 1))
+        return xp.permute_dims(y, (1, 0, 2, 3))
+    y = xp.reshape(_concat(parts), (n, out_h, out_w, out_channels))
+    return channels_first(y if bias is None else y + bias)
 
 
 def _backward_kernel_major(x, grad, weight, window: Window, input_grad: bool):
-    """dW = dY im2colᵀ, dx = col2im(Wᵀ dY), with dY as (O, N·OH·OW), chunk by chunk."""
+    """dWᵀ = im2col dYᵀ, dx = col2im(Wᵀ dY), with dY as (O, N·OH·OW), chunk by chunk.
+
+    dY is taken in the layout the forward stored Y in, and dW is formed transposed, as
+    the (C·kh·kw, O) product: with few output channels BLAS runs that shape about twice
+    as fast as (O, N·OH·OW) @ (N·OH·OW, C·kh·kw)."""
     xp = backends.namespace(grad)
     n, c, h, w = x.shape
     out_h, out_w = grad.shape[2], grad.shape[3]
-    w_matrix = xp.reshape(weight, (weight.shape[0], -1))
-    dw, dx_parts = None, []
+    out_channels = weight.shape[0]
+    w_matrix = xp.reshape(weight, (out_channels, -1))
+    dw_t, dx_parts = None, []
     for start, stop in batch_chunks(x, out_h * out_w * window.size * c * _itemsize(x)):
         cols = im2col_kernel_major(x[start:stop, ...], window, (out_h, out_w))
-        grad_rows = xp.reshape(xp.permute_dims(grad[start:stop, ...], (1, 0, 2, 3)),
-                               (weight.shape[0], -1))
-        step = grad_rows @ xp.matrix_transpose(cols)
-        dw = step if dw is None else dw + step
+        chunk = grad[start:stop, ...]
+        if out_channels < CHANNEL_MAJOR_BELOW:
+            grad_rows = xp.reshape(xp.permute_dims(chunk, (1, 0, 2, 3)), (out_channels, -1))
+        else:
+            grad_rows = xp.matrix_transpose(xp.reshape(channels_last(chunk), (-1, out_channels)))
+        step = cols @ xp.matrix_transpose(grad_rows)
+        dw_t = step if dw_t is None else dw_t + step
         if input_grad:
             dx_parts.append(col2im_kernel_major(xp.matrix_transpose(w_matrix) @ grad_rows,
                                                 window, (stop - start, c, h, w),
                                                 (out_h, out_w)))
     dx = _concat(dx_parts) if input_grad else None
-    return dx, xp.reshape(dw, weight.shape), xp.sum(grad, axis=(0, 2, 3))
+    dw = xp.reshape(xp.matrix_transpose(dw_t), weight.shape)
+    return dx, dw, xp.sum(grad, axis=(0, 2, 3))
 
 
 def _forward_channels_last(x, weight, bias, window: Window, groups: int):

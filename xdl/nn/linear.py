@@ -74,7 +74,9 @@ class Linear(Module):
 class Flatten(Module):
     """Merges axes start_dim..end_dim into one: (N, C, H, W) → (N, C·H·W).
 
-    backward reshapes the gradient back to the input's shape.
+    backward reshapes the gradient back to the input's shape, stored in memory like the
+    input (an NHWC-stored feature map gets an NHWC-stored gradient: see
+    :func:`xdl.backends.same_layout`).
     """
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
@@ -85,13 +87,13 @@ class Flatten(Module):
         shape = tuple(x.shape)
         start = self.start_dim % len(shape)
         end = self.end_dim % len(shape)
-        self.save_for_backward(shape)
+        self.save_for_backward(x)
         merged = math.prod(shape[start:end + 1])
         return backends.namespace(x).reshape(x, shape[:start] + (merged,) + shape[end + 1:])
 
     def backward(self, grad):
-        (shape,) = self.saved
-        return backends.namespace(grad).reshape(grad, shape)
+        (x,) = self.saved
+        return backends.same_layout(backends.namespace(grad).reshape(grad, x.shape), x)
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

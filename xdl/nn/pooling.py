@@ -130,21 +130,20 @@ class _Pool2d(Module):
         """dx (``input_shape``) with window_grads(start, stop)[k] added into slice k.
 
         Chunk by chunk of the batch: dx_p[:, :, rows_k, cols_k] += dx_k for every kernel
-        position k, then the padding is cut off. dx is channels-last in memory, like a
-        convolution's output.
+        position k, then the padding is cut off. dx is stored in memory like ``grad``,
+        which is stored like the forward's input.
         """
-        xp = backends.namespace(grad)
         n, c, h, w = input_shape
         top, bottom, left, right = pads
-        # with padding each chunk is copied whole into dx; without, windows may skip pixels
-        allocate = xp.empty if any(pads) else xp.zeros
-        dx = channels_first(allocate((n, h, w, c), dtype=grad.dtype, device=grad.device))
+        dx = backends.empty_in_layout(input_shape, grad, grad.dtype)
+        if not any(pads) and not self._windows_tile(grad.shape[2:], (h, w)):
+            dx[...] = 0.0  # some pixels are in no window
         slices = list(self.window.slices(grad.shape[2], grad.shape[3]))
         for start, stop in batch_chunks(grad, _sample_bytes(input_shape, grad.dtype)):
             if any(pads):
-                target = channels_first(xp.zeros((stop - start, h + top + bottom,
-                                                  w + left + right, c),
-                                                 dtype=grad.dtype, device=grad.device))
+                target = backends.empty_in_layout(
+                    (stop - start, c, h + top + bottom, w + left + right), grad, grad.dtype)
+                target[...] = 0.0
                 batch = slice(None)
             else:
                 target, batch = dx, slice(start, stop)
@@ -156,6 +155,12 @@ class _Pool2d(Module):
             if any(pads):
                 dx[start:stop, ...] = target[:, :, top:top + h, left:left + w]
         return dx
+
+    def _windows_tile(self, out_size, in_size) -> bool:
+        """Whether the windows cover every input pixel exactly once."""
+        w = self.window
+        return w.stride == w.kernel and w.dilation == (1, 1) and all(
+            o * s == size for o, s, size in zip(out_size, w.stride, in_size))
 
     def extra_repr(self):
         w = self.window
@@ -214,6 +219,7 @@ class MaxPool2d(_Pool2d):
     def backward(self, grad):
         argmax, input_shape, pads = self.saved
         xp = backends.namespace(grad)
+        grad = backends.same_layout(grad, argmax)
 
         def window_grads(start, stop):
             g, a = grad[start:stop, ...], argmax[start:stop, ...]
