@@ -156,3 +156,83 @@ def test_clear_errors(backend):
         Conv2d(3, 4, 3, groups=2)
     with pytest.raises(ValueError, match="output_padding"):
         ConvTranspose2d(2, 2, 3, stride=1, output_padding=1)
+
+
+# the DFT path: odd and even padded widths (the half spectrum's last bin), rectangular
+# kernels and paddings, valid and same sizes, batch 1, 1×1 kernels
+DFT_CASES = {
+    "5x5-same": ((3, 4, 5), {"padding": 2}, (2, 3, 7, 6)),
+    "rect-kernel-rect-padding": ((2, 3, (3, 2)), {"padding": (1, 0)}, (1, 2, 6, 9)),
+    "valid-batch1": ((2, 2, 3), {}, (1, 2, 5, 5)),
+    "even-kernel-no-bias": ((3, 2, 4), {"padding": (2, 1), "bias": False}, (2, 3, 8, 6)),
+    "1x1": ((3, 2, 1), {}, (2, 3, 3, 4)),
+}
+
+
+@pytest.mark.parametrize("case", DFT_CASES)
+def test_conv2d_dft_gradients(backend, rng, case):
+    args, kwargs, shape = DFT_CASES[case]
+    layer = Conv2d(*args, **kwargs, algorithm="dft").to(dtype="float64")
+    assert gradcheck(layer, on(backend, rng.normal(size=shape))).ok
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 2e-5)])
+@pytest.mark.parametrize("case", DFT_CASES)
+def test_conv2d_dft_matches_im2col(backend, rng, case, dtype, rtol):
+    """Outputs, input gradients and parameter gradients of both algorithms agree."""
+    args, kwargs, shape = DFT_CASES[case]
+    im2col_layer, dft_layer = (Conv2d(*args, **kwargs, algorithm=algorithm)
+                               for algorithm in ("im2col", "dft"))
+    dft_layer.load_state_dict(im2col_layer.state_dict())
+    x = on(backend, rng.normal(size=shape), dtype)
+    outputs = []
+    for layer in (im2col_layer, dft_layer):
+        layer.to(dtype=dtype)
+        y = layer(x)
+        g = on(backend, np.linspace(-1, 1, int(np.prod(y.shape))).reshape(tuple(y.shape)),
+               dtype)
+        dx = layer.backward(g)
+        outputs.append([to_numpy(a) for a in (y, dx, *[p.grad for p in layer.parameters()])])
+    for got, expected in zip(*outputs[::-1]):
+        scale = np.abs(expected).max()
+        np.testing.assert_allclose(got, expected, rtol=0, atol=rtol * scale)
+
+
+def test_auto_takes_the_dft_only_where_it_needs_far_fewer_multiply_adds(rng):
+    from xdl.nn.conv_dft import dft_is_cheaper
+    from xdl.nn.functional import Window
+
+    same5 = Window.of(5, 1, 2, 1)
+    assert dft_is_cheaper((32, 32, 14, 14), 64, same5, 1)            # the book CNN's conv 2
+    assert not dft_is_cheaper((32, 1, 28, 28), 32, same5, 1)         # its conv 1: C = 1
+    assert not dft_is_cheaper((64, 6, 14, 14), 16, Window.of(5), 1)  # LeNet-5's conv 2
+    assert not dft_is_cheaper((8, 16, 28, 28), 16, Window.of(3, 1, 1, 1), 1)  # ResNet 3×3
+    assert not dft_is_cheaper((32, 32, 14, 14), 64, Window.of(5, 2, 2, 1), 1)  # stride 2
+    with backends.use("numpy"):
+        layer = Conv2d(32, 64, 5, padding=2)
+    layer(rng.normal(size=(1, 32, 14, 14)).astype(np.float32))
+    assert layer.saved[1] is not None  # kept the transformed input, not x
+    layer.backward_params(np.ones((1, 64, 14, 14), np.float32))
+    assert layer.weight.grad.shape == (64, 32, 5, 5)
+
+
+def test_conv2d_dft_backward_params_matches_backward(backend, rng):
+    layer = Conv2d(3, 4, 5, padding=2, algorithm="dft").to(dtype="float64")
+    x = on(backend, rng.normal(size=(2, 3, 6, 7)))
+    g = on(backend, rng.normal(size=(2, 4, 6, 7)))
+    layer(x)
+    layer.backward(g)
+    full = [to_numpy(p.grad) for p in layer.parameters()]
+    layer.zero_grad()
+    layer(x)
+    assert layer.backward_params(g) is None
+    for p, expected in zip(layer.parameters(), full):
+        np.testing.assert_allclose(to_numpy(p.grad), expected, rtol=1e-12)
+
+
+def test_conv2d_algorithm_errors():
+    with pytest.raises(ValueError, match="algorithm='dft' needs stride 1, dilation 1"):
+        Conv2d(3, 4, 3, stride=2, algorithm="dft")
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        Conv2d(3, 4, 3, algorithm="fft")
+    assert "algorithm='dft'" in repr(Conv2d(3, 4, 3, algorithm="dft"))

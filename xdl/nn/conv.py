@@ -34,6 +34,7 @@ import math
 
 from xdl import backends
 from xdl.nn import init
+from xdl.nn.conv_dft import dft_applies, dft_conv2d_backward, dft_conv2d_forward, dft_is_cheaper
 from xdl.nn.functional import (
     Window,
     channels_first,
@@ -322,6 +323,9 @@ def _window_repr(layer) -> str:
     return text + ("" if layer.bias is not None else ", bias=False")
 
 
+CONV2D_ALGORITHMS = ("auto", "im2col", "dft")
+
+
 class Conv2d(Module):
     """2-D convolution (cross-correlation, as in PyTorch) on NCHW input.
 
@@ -329,42 +333,70 @@ class Conv2d(Module):
 
     weight: (out_channels, in_channels / groups, kh, kw); bias: (out_channels,);
     both start as U(−1/√fan_in, 1/√fan_in) with fan_in = in/groups · kh · kw.
-    Backward: see the module docstring.
+    ``algorithm``: "im2col" (see the module docstring), "dft" (stride 1, dilation 1, one
+    group: products bin by bin of the discrete Fourier transform, see
+    :mod:`xdl.nn.conv_dft`) or "auto", which takes the DFT where it needs at most half
+    im2col's multiply-adds (``conv_dft.dft_is_cheaper``).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1,
-                 padding=0, dilation=1, groups: int = 1, bias: bool = True):
+                 padding=0, dilation=1, groups: int = 1, bias: bool = True, *,
+                 algorithm: str = "auto"):
         super().__init__()
         _check_groups("Conv2d", in_channels, out_channels, groups)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.window = Window.of(kernel_size, stride, padding, dilation)
+        if algorithm not in CONV2D_ALGORITHMS:
+            raise ValueError(f"Conv2d: algorithm must be one of {CONV2D_ALGORITHMS}, "
+                             f"got {algorithm!r}")
+        if algorithm == "dft" and not dft_applies(self.window, groups):
+            raise ValueError(f"Conv2d: algorithm='dft' needs stride 1, dilation 1 and "
+                             f"groups=1, got stride={self.window.stride}, "
+                             f"dilation={self.window.dilation}, groups={groups}")
+        self.algorithm = algorithm
         kh, kw = self.window.kernel
         _init_parameters(self, (out_channels, in_channels // groups, kh, kw),
                          in_channels // groups * kh * kw, out_channels, bias)
+
+    def _uses_dft(self, x_shape) -> bool:
+        if self.algorithm == "auto":
+            return dft_is_cheaper(x_shape, self.out_channels, self.window, self.groups)
+        return self.algorithm == "dft"
 
     def forward(self, x):
         _check_input(self, x, self.in_channels)
         out_h, out_w = self.window.output_size(x.shape[2], x.shape[3])
         if out_h < 1 or out_w < 1:
             raise ValueError(f"{self!r}: input {tuple(x.shape)} is smaller than the kernel")
-        self.save_for_backward(x)
-        return conv2d_forward(x, self.weight.data, _data(self.bias), self.window, self.groups)
+        weight, bias = self.weight.data, _data(self.bias)
+        if self._uses_dft(tuple(x.shape)):
+            y, transformed = dft_conv2d_forward(x, weight, bias, self.window)
+            self.save_for_backward(None, transformed)
+            return y
+        self.save_for_backward(x, None)
+        return conv2d_forward(x, weight, bias, self.window, self.groups)
 
-    def backward(self, grad):
-        (x,) = self.saved
-        dx, dw, db = conv2d_backward(x, grad, self.weight.data, self.window, self.groups)
+    def _backward(self, grad, input_grad: bool):
+        x, transformed = self.saved
+        if transformed is not None:
+            dx, dw, db = dft_conv2d_backward(transformed, grad, self.weight.data, self.window,
+                                             input_grad)
+        else:
+            dx, dw, db = conv2d_backward(x, grad, self.weight.data, self.window, self.groups,
+                                         input_grad)
         _accumulate(self, dw, db)
         return dx
 
+    def backward(self, grad):
+        return self._backward(grad, True)
+
     def backward_params(self, grad) -> None:
-        """dW and db only: the input gradient col2im(dY W) is skipped."""
-        (x,) = self.saved
-        _, dw, db = conv2d_backward(x, grad, self.weight.data, self.window, self.groups,
-                                    input_grad=False)
-        _accumulate(self, dw, db)
+        """dW and db only: the input gradient is skipped."""
+        self._backward(grad, False)
 
     def extra_repr(self):
-        return _window_repr(self)
+        text = _window_repr(self)
+        return text if self.algorithm == "auto" else text + f", algorithm={self.algorithm!r}"
 
 
 class Conv1d(Module):

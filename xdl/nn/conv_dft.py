@@ -1,0 +1,184 @@
+"""Stride-1 convolution through the discrete Fourier transform, all as matrix products.
+
+Zero-padded to S_h × S_w (S = size + 2·padding), a stride-1 cross-correlation
+
+    y[n, o, a, b] = Σ_{c, i, j} w[o, c, i, j] · x_p[n, c, a + i, b + j]
+
+is, bin by bin of the 2-D DFT over S_h × S_w (nothing wraps around into the kept
+outputs, since a + i ≤ S_h − 1),
+
+    Ŷ[n, o, g, f] = Σ_c X̂[n, c, g, f] · conj(Ŵ[o, c, g, f]),
+
+so each of the S_h·F bins (F = S_w//2 + 1: x is real, half the width bins suffice) is
+one complex (N, C) @ (C, O) product: C·O complex multiply-adds per bin instead of
+C·O·kh·kw real ones per output pixel. The transforms are products with DFT matrices
+(separable: along the width, then along the height), so every step is a matmul on any
+array-API backend:
+
+    Fw[w, f] = e^{−2πi·wf/S_w}  (S_w, F)         Fh[h, g] = e^{−2πi·hg/S_h}  (S_h, S_h)
+    Gh[g, a] = e^{+2πi·ga/S_h} / S_h  (S_h, OH)   Gw[f, b] = c_f·e^{+2πi·fb/S_w} / S_w  (F, OW)
+
+with c_f = 1 at f = 0 and f = S_w/2, else 2 (the bins left out are the conjugates of
+those kept). Then
+
+    forward:  A = x_p Fw,  B = Fhᵀ A (along h),  Z = B V with V[g, f] = conj(Ŵ[g, f]) as
+              (C, O),  U = Ghᵀ Z (along g),  y = Re(U Gw) + b
+    backward: the gradient of a complex value is ∂L/∂Re + i·∂L/∂Im, so a product M·z
+              passes back Mᴴ·dz and Re(·) passes back dy + 0i:
+              dU = dy Gwᴴ,  dZ = conj(Gh) dU,  dV = Bᴴ dZ,  dB = dZ Vᴴ,
+              dA = conj(Fh) dB,  dx_p = Re(dA Fwᴴ),  and dW from dV through the
+              kernel's transform Ŵ = Fh[:kh]ᵀ (w Fw[:kw]) the same way.
+
+:func:`dft_is_cheaper` decides when this beats im2col (large kernels, many channels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from xdl import backends
+from xdl.nn.functional import Window
+
+#: The DFT path is taken when its multiply-adds (complex ones counted as 4 real) are at
+#: most 1/this of im2col's: its transforms are products with a short inner dimension,
+#: which BLAS runs well below its peak. Measured on the book CNN's 32 → 64 5×5
+#: convolution (2.9× fewer multiply-adds, about 2× faster; benchmarks/cnn_epoch.py).
+DFT_SPEEDUP_NEEDED = 2.0
+
+
+def dft_applies(window: Window, groups: int) -> bool:
+    """The DFT path computes stride-1, undilated, one-group convolutions."""
+    return groups == 1 and window.stride == (1, 1) and window.dilation == (1, 1)
+
+
+def dft_is_cheaper(x_shape, out_channels: int, window: Window, groups: int) -> bool:
+    """Whether the DFT path applies and needs at most 1/DFT_SPEEDUP_NEEDED of im2col's
+    multiply-adds."""
+    if not dft_applies(window, groups):
+        return False
+    _, c, h, w = x_shape
+    o = out_channels
+    (kh, kw), (ph, pw) = window.kernel, window.padding
+    s_h, s_w = h + 2 * ph, w + 2 * pw
+    out_h, out_w = s_h - kh + 1, s_w - kw + 1
+    f = s_w // 2 + 1
+    im2col = out_h * out_w * c * o * kh * kw
+    dft = 4 * (s_h * f * c * o + c * s_h * f * (s_w + s_h) + o * out_h * f * (s_h + out_w))
+    return DFT_SPEEDUP_NEEDED * dft <= im2col
+
+
+@dataclass(frozen=True)
+class _Transforms:
+    """DFT matrices of one geometry: rows of Fw and Fh for the unpadded input (the
+    padding is a phase shift, so x is never padded) and for the kernel, Gw and Gh."""
+
+    fw_x: object   # (W, F)     Fw[pw + w, f]
+    fh_x: object   # (H, S_h)   Fh[ph + h, g]
+    fw_k: object   # (kw, F)    Fw[j, f]
+    fh_k: object   # (kh, S_h)  Fh[i, g]
+    gw: object     # (F, OW)
+    gh: object     # (S_h, OH)
+
+
+_cache: dict[tuple, _Transforms] = {}
+
+
+def _transforms(like, x_shape, window: Window) -> _Transforms:
+    """The DFT matrices for ``x_shape`` and ``window``, complex, on ``like``'s device."""
+    complex_dtype = "complex128" if backends.dtype_name(like.dtype) == "float64" else "complex64"
+    owner = backends.backend_of(like)
+    key = (str(owner), complex_dtype, tuple(x_shape[2:]), window)
+    if key not in _cache:
+        (h, w), (kh, kw), (ph, pw) = x_shape[2:], window.kernel, window.padding
+        s_h, s_w = h + 2 * ph, w + 2 * pw
+        out_h, out_w = s_h - kh + 1, s_w - kw + 1
+        f = np.arange(s_w // 2 + 1)
+        fw = np.exp(-2j * np.pi * np.outer(np.arange(s_w), f) / s_w)
+        fh = np.exp(-2j * np.pi * np.outer(np.arange(s_h), np.arange(s_h)) / s_h)
+        weights = np.where((f == 0) | (2 * f == s_w), 1.0, 2.0)
+        host = {
+            "fw_x": fw[pw:pw + w], "fh_x": fh[ph:ph + h], "fw_k": fw[:kw], "fh_k": fh[:kh],
+            "gw": weights[:, None] * np.exp(2j * np.pi * np.outer(f, np.arange(out_w)) / s_w)
+            / s_w,
+            "gh": np.exp(2j * np.pi * np.outer(np.arange(s_h), np.arange(out_h)) / s_h) / s_h,
+        }
+        _cache[key] = _Transforms(**{name: owner.asarray(m, complex_dtype)
+                                     for name, m in host.items()})
+    return _cache[key]
+
+
+def _t(m):
+    return backends.namespace(m).matrix_transpose(m)
+
+
+def _conj_t(m):
+    return backends.namespace(m).conj(_t(m))
+
+
+def kernel_transform(weight, t: _Transforms):
+    """V (S_h·F, C, O): V[g·F + f, c, o] = conj(Ŵ[o, c, g, f])
+    = Σ_{i, j} w[o, c, i, j]·conj(Fh[i, g])·conj(Fw[j, f]), along j, then along i."""
+    xp = backends.namespace(weight)
+    o, c, kh, kw = weight.shape
+    taps = xp.reshape(xp.permute_dims(weight, (2, 3, 1, 0)), (kh, kw, c * o))
+    rows = _conj_t(t.fw_k) @ xp.astype(taps, t.fw_k.dtype)                 # (kh, F, C·O)
+    v = _conj_t(t.fh_k) @ xp.reshape(rows, (kh, -1))                        # (S_h, F·C·O)
+    return xp.reshape(v, (-1, c, o))
+
+
+def kernel_transform_backward(dv, t: _Transforms, weight_shape):
+    """dW (O, C, kh, kw) for the gradient dV of :func:`kernel_transform`'s output."""
+    xp = backends.namespace(dv)
+    o, c, kh, kw = weight_shape
+    f = t.fw_k.shape[1]
+    drows = t.fh_k @ xp.reshape(dv, (t.fh_k.shape[1], -1))                 # (kh, F·C·O)
+    dtaps = t.fw_k @ xp.reshape(drows, (kh, f, c * o))                      # (kh, kw, C·O)
+    return xp.permute_dims(xp.reshape(xp.real(dtaps), (kh, kw, c, o)), (3, 2, 0, 1))
+
+
+def dft_conv2d_forward(x, weight, bias, window: Window):
+    """(y, saved): y = conv(x) (N, O, OH, OW), stored (OH, OW, N, O) in memory, and what
+    :func:`dft_conv2d_backward` needs. Each step contracts one axis with one product
+    and leaves the next one's operand in place, so no intermediate is transposed."""
+    xp = backends.namespace(x)
+    n, c, h, w = x.shape
+    o = weight.shape[0]
+    t = _transforms(x, x.shape, window)
+    f, s_h = t.fw_x.shape[1], t.fh_x.shape[1]
+    rows = xp.astype(xp.reshape(x, (n * c * h, w)), t.fw_x.dtype)
+    a = _t(t.fw_x) @ _t(rows)                                                  # (F, N·C·H)
+    b = _t(t.fh_x) @ _t(xp.reshape(a, (f * n * c, h)))                         # (S_h, F·N·C)
+    b = xp.reshape(b, (s_h * f, n, c))
+    v = kernel_transform(weight, t)
+    z = xp.reshape(b @ v, (s_h, f, n * o))                                     # (S_h, F, N·O)
+    q = _t(t.gw) @ z                                                           # (S_h, OW, N·O)
+    y = xp.real(_t(t.gh) @ xp.reshape(q, (s_h, -1)))                           # (OH, OW·N·O)
+    y = xp.reshape(y, (t.gh.shape[1], t.gw.shape[1], n, o))
+    if bias is not None:
+        y = y + bias
+    return xp.permute_dims(y, (2, 3, 0, 1)), (b, v, tuple(x.shape))
+
+
+def dft_conv2d_backward(saved, grad, weight, window: Window, input_grad: bool = True):
+    """(dx or None, dW, db) of :func:`dft_conv2d_forward` for the output gradient."""
+    b, v, x_shape = saved
+    xp = backends.namespace(grad)
+    n, c, h, w = x_shape
+    o, out_h, out_w = grad.shape[1], grad.shape[2], grad.shape[3]
+    t = _transforms(grad, x_shape, window)
+    f, s_h = t.fw_x.shape[1], t.fh_x.shape[1]
+    dy = xp.astype(xp.reshape(xp.permute_dims(grad, (2, 3, 0, 1)), (out_h, -1)), t.gh.dtype)
+    dq = xp.conj(t.gh) @ dy                                                   # (S_h, OW·N·O)
+    dz = xp.conj(t.gw) @ xp.reshape(dq, (s_h, out_w, n * o))                  # (S_h, F, N·O)
+    dz = xp.reshape(dz, (s_h * f, n, o))
+    dw = kernel_transform_backward(_conj_t(b) @ dz, t, tuple(weight.shape))
+    db = xp.sum(grad, axis=(0, 2, 3))
+    if not input_grad:
+        return None, dw, db
+    db_bins = xp.reshape(dz @ _conj_t(v), (s_h, f * n * c))                   # (S_h, F·N·C)
+    da = xp.conj(t.fh_x) @ db_bins                                            # (H, F·N·C)
+    dx = xp.conj(t.fw_x) @ xp.reshape(da, (h, f, n * c))                      # (H, W, N·C)
+    dx = xp.reshape(xp.real(dx), (h, w, n, c))
+    return xp.permute_dims(dx, (2, 3, 0, 1)), dw, db
