@@ -198,15 +198,17 @@ def test_conv2d_dft_matches_im2col(backend, rng, case, dtype, rtol):
         np.testing.assert_allclose(got, expected, rtol=0, atol=rtol * scale)
 
 
-def test_auto_takes_the_dft_only_where_it_needs_far_fewer_multiply_adds(rng):
+def test_auto_takes_the_dft_where_it_is_estimated_at_most_half_im2cols_cost(rng):
     from xdl.nn.conv_dft import dft_is_cheaper
     from xdl.nn.functional import Window
 
     same5 = Window.of(5, 1, 2, 1)
     assert dft_is_cheaper((32, 32, 14, 14), 64, same5, 1)            # the book CNN's conv 2
     assert not dft_is_cheaper((32, 1, 28, 28), 32, same5, 1)         # its conv 1: C = 1
-    assert not dft_is_cheaper((64, 6, 14, 14), 16, Window.of(5), 1)  # LeNet-5's conv 2
+    assert dft_is_cheaper((64, 6, 14, 14), 16, Window.of(5), 1)      # LeNet-5's conv 2
+    assert not dft_is_cheaper((64, 1, 28, 28), 6, same5, 1)          # LeNet-5's conv 1
     assert not dft_is_cheaper((8, 16, 28, 28), 16, Window.of(3, 1, 1, 1), 1)  # ResNet 3×3
+    assert not dft_is_cheaper((8, 32, 14, 14), 64, Window.of(3, 1, 1, 1), 1)  # VGG 3×3
     assert not dft_is_cheaper((32, 32, 14, 14), 64, Window.of(5, 2, 2, 1), 1)  # stride 2
     with backends.use("numpy"):
         layer = Conv2d(32, 64, 5, padding=2)

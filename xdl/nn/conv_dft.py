@@ -29,7 +29,8 @@ those kept). Then
               dA = conj(Fh) dB,  dx_p = Re(dA Fwᴴ),  and dW from dV through the
               kernel's transform Ŵ = Fh[:kh]ᵀ (w Fw[:kw]) the same way.
 
-:func:`dft_is_cheaper` decides when this beats im2col (large kernels, many channels).
+:func:`dft_is_cheaper` decides when this beats im2col (5×5 kernels, or few output
+channels, where im2col's window copy dominates).
 """
 
 from __future__ import annotations
@@ -41,10 +42,16 @@ import numpy as np
 from xdl import backends
 from xdl.nn.functional import Window
 
-#: The DFT path is taken when its multiply-adds (complex ones counted as 4 real) are at
-#: most 1/this of im2col's: its transforms are products with a short inner dimension,
-#: which BLAS runs well below its peak. Measured on the book CNN's 32 → 64 5×5
-#: convolution (2.9× fewer multiply-adds, about 2× faster; benchmarks/cnn_epoch.py).
+#: im2col copies C·kh·kw window values per output pixel and BLAS then reads them; one
+#: copied value costs about as long as this many multiply-adds (a strided gather against
+#: BLAS's rate), so layers with few output channels pay mostly for the copy.
+IM2COL_COPY_COST = 32
+
+#: The DFT path is taken when its estimated cost is at most 1/this of im2col's: its
+#: transforms are products with a short inner dimension, which BLAS runs below its peak.
+#: Both constants were fitted to benchmarks/conv_algorithms.py (the DFT wins 1.9× on the
+#: book CNN's and LeNet-5's second convolutions, 2.2× on AlexNet's 5×5; im2col stays
+#: ahead on 3×3 layers of 32 channels or fewer and on one-channel inputs).
 DFT_SPEEDUP_NEEDED = 2.0
 
 
@@ -53,20 +60,26 @@ def dft_applies(window: Window, groups: int) -> bool:
     return groups == 1 and window.stride == (1, 1) and window.dilation == (1, 1)
 
 
-def dft_is_cheaper(x_shape, out_channels: int, window: Window, groups: int) -> bool:
-    """Whether the DFT path applies and needs at most 1/DFT_SPEEDUP_NEEDED of im2col's
-    multiply-adds."""
-    if not dft_applies(window, groups):
-        return False
+def estimated_costs(x_shape, out_channels: int, window: Window) -> dict[str, int]:
+    """Per sample and forward pass, in multiply-adds (a complex one counts as 4):
+    im2col's product plus its window copy (IM2COL_COPY_COST per value), and the DFT's
+    bin products plus its transforms of x (along the width, then the height) and back."""
     _, c, h, w = x_shape
     o = out_channels
     (kh, kw), (ph, pw) = window.kernel, window.padding
     s_h, s_w = h + 2 * ph, w + 2 * pw
     out_h, out_w = s_h - kh + 1, s_w - kw + 1
     f = s_w // 2 + 1
-    im2col = out_h * out_w * c * o * kh * kw
-    dft = 4 * (s_h * f * c * o + c * s_h * f * (s_w + s_h) + o * out_h * f * (s_h + out_w))
-    return DFT_SPEEDUP_NEEDED * dft <= im2col
+    return {"im2col": out_h * out_w * c * kh * kw * (o + IM2COL_COPY_COST),
+            "dft": 4 * (s_h * f * c * o + c * f * h * (w + s_h) + o * s_h * out_w * (f + out_h))}
+
+
+def dft_is_cheaper(x_shape, out_channels: int, window: Window, groups: int) -> bool:
+    """Whether the DFT path applies and costs at most 1/DFT_SPEEDUP_NEEDED of im2col."""
+    if not dft_applies(window, groups):
+        return False
+    costs = estimated_costs(x_shape, out_channels, window)
+    return DFT_SPEEDUP_NEEDED * costs["dft"] <= costs["im2col"]
 
 
 @dataclass(frozen=True)
