@@ -35,9 +35,8 @@ channels, where im2col's window copy dominates).
 
 from __future__ import annotations
 
+import cmath
 from dataclasses import dataclass
-
-import numpy as np
 
 from xdl import backends
 from xdl.nn.functional import Window
@@ -98,6 +97,12 @@ class _Transforms:
 _cache: dict[tuple, _Transforms] = {}
 
 
+def _dft_matrix(rows, columns, size: int, sign: int, scale=lambda row: 1.0):
+    """[scale(r)·e^{sign·2πi·(r·k mod size)/size}] for r in rows, k in columns."""
+    return [[scale(r) * cmath.exp(sign * 2j * cmath.pi * ((r * k) % size) / size)
+             for k in columns] for r in rows]
+
+
 def _transforms(like, x_shape, window: Window) -> _Transforms:
     """The DFT matrices for ``x_shape`` and ``window``, complex, on ``like``'s device."""
     complex_dtype = "complex128" if backends.dtype_name(like.dtype) == "float64" else "complex64"
@@ -107,15 +112,18 @@ def _transforms(like, x_shape, window: Window) -> _Transforms:
         (h, w), (kh, kw), (ph, pw) = x_shape[2:], window.kernel, window.padding
         s_h, s_w = h + 2 * ph, w + 2 * pw
         out_h, out_w = s_h - kh + 1, s_w - kw + 1
-        f = np.arange(s_w // 2 + 1)
-        fw = np.exp(-2j * np.pi * np.outer(np.arange(s_w), f) / s_w)
-        fh = np.exp(-2j * np.pi * np.outer(np.arange(s_h), np.arange(s_h)) / s_h)
-        weights = np.where((f == 0) | (2 * f == s_w), 1.0, 2.0)
+        bins = range(s_w // 2 + 1)
+
+        def inverse_weight(f):  # c_f / S_w: the bins left out are conjugates of these
+            return (1.0 if f == 0 or 2 * f == s_w else 2.0) / s_w
+
         host = {
-            "fw_x": fw[pw:pw + w], "fh_x": fh[ph:ph + h], "fw_k": fw[:kw], "fh_k": fh[:kh],
-            "gw": weights[:, None] * np.exp(2j * np.pi * np.outer(f, np.arange(out_w)) / s_w)
-            / s_w,
-            "gh": np.exp(2j * np.pi * np.outer(np.arange(s_h), np.arange(out_h)) / s_h) / s_h,
+            "fw_x": _dft_matrix(range(pw, pw + w), bins, s_w, -1),
+            "fh_x": _dft_matrix(range(ph, ph + h), range(s_h), s_h, -1),
+            "fw_k": _dft_matrix(range(kw), bins, s_w, -1),
+            "fh_k": _dft_matrix(range(kh), range(s_h), s_h, -1),
+            "gw": _dft_matrix(bins, range(out_w), s_w, 1, inverse_weight),
+            "gh": _dft_matrix(range(s_h), range(out_h), s_h, 1, lambda _: 1.0 / s_h),
         }
         _cache[key] = _Transforms(**{name: owner.asarray(m, complex_dtype)
                                      for name, m in host.items()})
