@@ -167,19 +167,3 @@ def test_empty_in_layout_follows_the_like_array(backend, rng):
     empty = backends.empty_in_layout((2, 4, 5, 6), like, like.dtype)
     assert tuple(empty.shape) == (2, 4, 5, 6) and empty.dtype == like.dtype
     assert _memory_order(empty) == _memory_order(like)
-
-
-def test_malloc_tuning_respects_the_opt_outs(monkeypatch):
-    import platform
-
-    from xdl.backends import numpy as numpy_backend
-
-    monkeypatch.setenv("XDL_MALLOC_TUNING", "0")
-    assert numpy_backend.keep_freed_memory() is False
-    monkeypatch.delenv("XDL_MALLOC_TUNING")
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
-    assert numpy_backend.keep_freed_memory() is False
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    on_glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
-    assert numpy_backend.keep_freed_memory() is on_glibc

@@ -1,45 +1,12 @@
 """NumPy backend: CPU arrays, the default."""
 
-import ctypes
-import os
-import platform
-
 import array_api_compat.numpy as xp_numpy
 import numpy as np
-
-#: glibc hands blocks above 128 kB (adaptively up to 32 MB) straight back to the kernel
-#: when freed and trims the heap top above 128 kB, so each large temporary of a training
-#: step (an im2col matrix, an activation, a gradient) is built on fresh pages that the
-#: kernel must fault in and zero: about 1,000 page faults per LeNet-5 step. With these
-#: thresholds freed blocks stay in the heap and are reused (benchmarks/malloc_tuning.py).
-MMAP_THRESHOLD_BYTES = 32 << 20
-TRIM_THRESHOLD_BYTES = 256 << 20
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
-def keep_freed_memory() -> bool:
-    """Set glibc's M_MMAP_THRESHOLD (32 MB) and M_TRIM_THRESHOLD (256 MB) for this process.
-
-    Skipped, returning False, where the C library is not glibc, where the user set
-    ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` themselves, or with
-    ``XDL_MALLOC_TUNING=0``. The cost is that up to 256 MB of freed memory stays with
-    the process instead of returning to the system.
-    """
-    if os.environ.get("XDL_MALLOC_TUNING", "1") == "0":
-        return False
-    if any(name in os.environ for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
-        return False
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    mallopt = ctypes.CDLL(None).mallopt
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-                and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
 
 
 def load(device):
     if device not in (None, "cpu"):
         raise _unavailable(f"numpy runs on the CPU only, got device {device!r}")
-    keep_freed_memory()
     return xp_numpy, "cpu"
 
 
