@@ -6,7 +6,8 @@ the weight as W (O, kh·kw·C), a convolution is one matrix product
     Y = X Wᵀ + b          (Y is (N, OH, OW, O), returned as an (N, O, OH, OW) view)
 
 so a convolution's output is stored NHWC (channels last) in memory; kernel-major ones
-with few output channels store it (O, N, OH, OW) instead (see CHANNEL_MAJOR_BELOW).
+with few output channels store it (O, N, OH, OW) instead (see CHANNEL_MAJOR_BELOW), and
+the DFT path (:mod:`xdl.nn.conv_dft`) stores it (OH, OW, N, O).
 Pooling, ReLU and Flatten hand back gradients in the layout of what they saved, so
 element-wise passes meet one layout (mixed layouts run several times slower on CPUs).
 
@@ -127,7 +128,7 @@ def conv2d_forward(x, weight, bias, window: Window, groups: int):
 #: Kernel-major convolutions with fewer output channels than this store their output
 #: channel-major, (O, N, OH, OW) in memory; wider ones store it NHWC. NumPy's
 #: element-wise loops (bias, ReLU, pooling) run along the innermost axis in memory, and
-#: LeNet-5's 6 channels make a short one. Measured with benchmarks/cnn_epoch.py.
+#: LeNet-5's 6 channels make a short one (chosen on LeNet-5's epoch time).
 CHANNEL_MAJOR_BELOW = 16
 
 
@@ -335,8 +336,8 @@ class Conv2d(Module):
     both start as U(−1/√fan_in, 1/√fan_in) with fan_in = in/groups · kh · kw.
     ``algorithm``: "im2col" (see the module docstring), "dft" (stride 1, dilation 1, one
     group: products bin by bin of the discrete Fourier transform, see
-    :mod:`xdl.nn.conv_dft`) or "auto", which takes the DFT where it needs at most half
-    im2col's multiply-adds (``conv_dft.dft_is_cheaper``).
+    :mod:`xdl.nn.conv_dft`) or "auto", which takes the DFT where its estimated cost is at
+    most half of im2col's (``conv_dft.dft_is_cheaper``).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1,

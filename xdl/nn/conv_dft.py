@@ -48,9 +48,9 @@ IM2COL_COPY_COST = 32
 
 #: The DFT path is taken when its estimated cost is at most 1/this of im2col's: its
 #: transforms are products with a short inner dimension, which BLAS runs below its peak.
-#: Both constants were fitted to benchmarks/conv_algorithms.py (the DFT wins 1.9× on the
-#: book CNN's and LeNet-5's second convolutions, 2.2× on AlexNet's 5×5; im2col stays
-#: ahead on 3×3 layers of 32 channels or fewer and on one-channel inputs).
+#: Both constants were fitted to benchmarks/conv_algorithms.py (the DFT is about 1.8×
+#: faster on the book CNN's and LeNet-5's second convolutions, 2.1× on AlexNet's 5×5;
+#: im2col stays ahead on 3×3 layers of 32 channels or fewer and on one-channel inputs).
 DFT_SPEEDUP_NEEDED = 2.0
 
 
