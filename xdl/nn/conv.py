@@ -8,8 +8,8 @@ the weight as W (O, kh·kw·C), a convolution is one matrix product
 so a convolution's output is stored NHWC (channels last) in memory; kernel-major ones
 with few output channels store it (O, N, OH, OW) instead (see CHANNEL_MAJOR_BELOW), and
 the DFT path (:mod:`xdl.nn.conv_dft`) stores it (OH, OW, N, O).
-Pooling, ReLU and Flatten hand back gradients in the layout of what they saved, so
-element-wise passes meet one layout (mixed layouts run several times slower on CPUs).
+Max pooling and Flatten hand back gradients in the layout of what they saved, so the
+element-wise backward passes meet one layout (mixed ones run several times slower).
 
 and its backward, with dY the output gradient as (N·OH·OW, O):
 
