@@ -143,14 +143,12 @@ def worker(framework, model_name, batch):
                       "page_faults_per_step": (after.ru_minflt - before.ru_minflt) / steps}))
 
 
-def run_worker(framework, model_name, batch, env=None):
-    """One worker process; ``env`` entries are added to its environment."""
+def run_worker(framework, model_name, batch):
     command = [sys.executable, os.path.abspath(__file__), "--worker", framework, model_name,
                str(batch), "--data-dir", ARGS.data_dir, "--threads", str(ARGS.threads)]
     if ARGS.steps is not None:
         command += ["--steps", str(ARGS.steps)]
-    output = subprocess.run(command, check=True, capture_output=True, text=True,
-                            env={**os.environ, **(env or {})}).stdout
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 

@@ -238,6 +238,33 @@ def scatter_add(target, indices, values):
     return backend_of(target).impl.scatter_add(target, indices, values)
 
 
+def strides(x) -> tuple[int, ...] | None:
+    """The memory strides of ``x`` (any unit), or None on a backend without strides."""
+    impl = backend_of(x).impl
+    return impl.strides(x) if hasattr(impl, "strides") else None
+
+
+def stride_order(shape, strides) -> tuple[int, ...]:
+    """The axes of length > 1 from the outermost in memory to the innermost."""
+    return tuple(axis for axis in _axis_order(strides) if shape[axis] > 1)
+
+
+def _axis_order(strides) -> list[int]:
+    """Every axis, from the outermost in memory to the innermost."""
+    return sorted(range(len(strides)), key=lambda axis: -strides[axis])
+
+
+def empty_in_layout(shape, like, dtype):
+    """An uninitialised array of ``shape`` stored in memory in ``like``'s axis order
+    (``like`` has as many axes; backends without strides give a plain ``empty``)."""
+    xp, like_strides = namespace(like), strides(like)
+    if like_strides is None:
+        return xp.empty(shape, dtype=dtype, device=like.device)
+    order = _axis_order(like_strides)
+    empty = xp.empty(tuple(shape[axis] for axis in order), dtype=dtype, device=like.device)
+    return xp.permute_dims(empty, tuple(order.index(axis) for axis in range(len(order))))
+
+
 def same_layout(a, like):
     """``a``, or a copy of it stored in memory in the axis order of ``like`` (same shape).
 
@@ -246,23 +273,13 @@ def same_layout(a, like):
     than over two alike; layers whose backward combines the incoming gradient with a
     saved array call this first. Backends without strides return ``a``.
     """
-    impl = backend_of(a).impl
-    return impl.same_layout(a, like) if hasattr(impl, "same_layout") else a
-
-
-def empty_in_layout(shape, like, dtype):
-    """An uninitialised array of ``shape`` stored in memory in ``like``'s axis order
-    (``like`` has as many axes; backends without strides give a plain ``empty``)."""
-    impl = backend_of(like).impl
-    if hasattr(impl, "empty_in_layout"):
-        return impl.empty_in_layout(shape, like, dtype)
-    return namespace(like).empty(shape, dtype=dtype, device=like.device)
-
-
-def stride_order(shape, strides) -> tuple[int, ...]:
-    """The axes of length > 1 from the outermost in memory to the innermost."""
-    axes = [axis for axis, size in enumerate(shape) if size > 1]
-    return tuple(sorted(axes, key=lambda axis: -strides[axis]))
+    a_strides, like_strides = strides(a), strides(like)
+    if a_strides is None or stride_order(a.shape, a_strides) == stride_order(like.shape,
+                                                                             like_strides):
+        return a
+    out = empty_in_layout(tuple(a.shape), like, a.dtype)
+    out[...] = a
+    return out
 
 
 def scatter_add_onehot(target, indices, values):

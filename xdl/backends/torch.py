@@ -45,24 +45,8 @@ def scatter_add(target, indices, values):
     return target.index_add_(0, indices, values)
 
 
-def same_layout(a, like):
-    """See xdl.backends.same_layout: ``empty_like`` keeps a dense ``like``'s strides."""
-    import torch
-
-    from xdl.backends import stride_order
-
-    if stride_order(a.shape, a.stride()) == stride_order(like.shape, like.stride()):
-        return a
-    return torch.empty_like(like, dtype=a.dtype).copy_(a)
-
-
-def empty_in_layout(shape, like, dtype):
-    """See xdl.backends.empty_in_layout: allocated in ``like``'s order, then permuted."""
-    import torch
-
-    order = sorted(range(like.ndim), key=lambda axis: -like.stride(axis))
-    empty = torch.empty([shape[axis] for axis in order], dtype=dtype, device=like.device)
-    return empty.permute([order.index(axis) for axis in range(like.ndim)])
+def strides(x):
+    return x.stride()
 
 
 def make_generator(seed, device):

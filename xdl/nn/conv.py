@@ -132,6 +132,10 @@ def conv2d_forward(x, weight, bias, window: Window, groups: int):
 CHANNEL_MAJOR_BELOW = 16
 
 
+def _stores_channel_major(out_channels: int) -> bool:
+    return out_channels < CHANNEL_MAJOR_BELOW
+
+
 def _forward_kernel_major(x, weight, bias, window: Window):
     """With im2col as (C·kh·kw, N·OH·OW): Y = W im2col + b, stored (O, N, OH, OW), for
     few output channels, else Yᵀ = im2colᵀ Wᵀ + b, stored NHWC."""
@@ -140,7 +144,7 @@ def _forward_kernel_major(x, weight, bias, window: Window):
     out_h, out_w = window.output_size(x.shape[2], x.shape[3])
     out_channels = weight.shape[0]
     w_matrix = xp.reshape(weight, (out_channels, -1))
-    channel_major = out_channels < CHANNEL_MAJOR_BELOW
+    channel_major = _stores_channel_major(out_channels)
     parts = []
     for start, stop in batch_chunks(x, out_h * out_w * window.size * c * _itemsize(x)):
         cols = im2col_kernel_major(x[start:stop, ...], window, (out_h, out_w))
@@ -169,7 +173,7 @@ def _backward_kernel_major(x, grad, weight, window: Window, input_grad: bool):
     for start, stop in batch_chunks(x, out_h * out_w * window.size * c * _itemsize(x)):
         cols = im2col_kernel_major(x[start:stop, ...], window, (out_h, out_w))
         chunk = grad[start:stop, ...]
-        if out_channels < CHANNEL_MAJOR_BELOW:
+        if _stores_channel_major(out_channels):
             grad_rows = xp.reshape(xp.permute_dims(chunk, (1, 0, 2, 3)), (out_channels, -1))
         else:
             grad_rows = xp.matrix_transpose(xp.reshape(channels_last(chunk), (-1, out_channels)))
