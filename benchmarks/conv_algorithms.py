@@ -1,13 +1,18 @@
-"""Conv2d's two algorithms, im2col and DFT, on the convolutions of the models here:
-forward + backward time of each, the ratio of their estimated costs, and the one
-``algorithm="auto"`` picks (``xdl.nn.conv_dft.dft_is_cheaper``).
+"""Conv2d's three algorithms, im2col, DFT and Toeplitz, on the convolutions of the models
+here: forward + backward time of each, and the one ``algorithm="auto"`` picks
+(``Conv2d.algorithm_for``: ``conv_dft.dft_is_cheaper``, then
+``conv_toeplitz.toeplitz_is_cheaper``).
 
     python benchmarks/conv_algorithms.py --threads 2 --json benchmarks/results/conv-algorithms.json
 
-Inputs are random float32 (MNIST-sized batches), stored as the layer before would store
-them (NHWC for 16 channels or more, channel-major for fewer, as an im2col convolution
-does; see xdl.nn.conv); the output gradient is stored like the output, as ReLU and
-pooling hand it back. The best of ``--repeats`` steps is scaled to 60,000 samples.
+Inputs are random float32 (MNIST-sized batches), stored as a layer before would store
+them: NHWC for 16 channels or more, channel-major for fewer, as an im2col convolution
+does (see xdl.nn.conv), and (N, H, C, W) for the Toeplitz path, as a Toeplitz layer
+does. The output gradient is stored like the output, as ReLU and pooling hand it back.
+One-channel inputs are images, whose gradient no network needs, so their backward is
+``backward_params``. The best of ``--repeats`` steps, alternating between the
+algorithms, is scaled to 60,000 samples. The allocator is settled first as a dataset
+load would (``timing.settle_allocator``).
 """
 
 from __future__ import annotations
@@ -45,56 +50,62 @@ ARGS = parse()
 pin_threads(ARGS.threads)
 
 import numpy as np  # noqa: E402  (after pin_threads)
-from timing import timed  # noqa: E402
+from timing import settle_allocator, timed  # noqa: E402
 
 from xdl.backends import same_layout  # noqa: E402
 from xdl.nn.conv import CHANNEL_MAJOR_BELOW, Conv2d  # noqa: E402
-from xdl.nn.conv_dft import dft_is_cheaper, estimated_costs  # noqa: E402
+
+ALGORITHMS = ("im2col", "dft", "toeplitz")
 
 
-def stored_like_a_convolution_output(x):
-    """x (N, C, H, W) stored NHWC, or (C, N, H, W) for few channels (CHANNEL_MAJOR_BELOW);
-    a one-channel image batch stays as it is."""
+def stored_like_a_convolution_output(x, algorithm):
+    """x (N, C, H, W) stored as an ``algorithm`` layer would store it (see the module
+    docstring); a one-channel image batch stays as it is."""
     c = x.shape[1]
     if c == 1:
         return x
-    order = (1, 0, 2, 3) if c < CHANNEL_MAJOR_BELOW else (0, 2, 3, 1)
+    if algorithm == "toeplitz":
+        order = (0, 2, 1, 3)
+    else:
+        order = (1, 0, 2, 3) if c < CHANNEL_MAJOR_BELOW else (0, 2, 3, 1)
     return np.ascontiguousarray(x.transpose(order)).transpose(np.argsort(order))
 
 
-def seconds_per_epoch(layer, x, grad, batch) -> float:
+def training_step(images, algorithm, out_channels, kernel, padding):
+    """One forward + backward of a fresh ``algorithm`` layer, as a function."""
+    x = stored_like_a_convolution_output(images, algorithm)
+    layer = Conv2d(images.shape[1], out_channels, kernel, padding=padding,
+                   algorithm=algorithm)
+    grad = same_layout(np.ones(layer(x).shape, np.float32), layer(x))
+    backward = layer.backward_params if x.shape[1] == 1 else layer.backward
+
     def step():
         layer(x)
-        layer.backward(grad)
+        backward(grad)
 
     step()
-    best = min(timed(step) for _ in range(ARGS.repeats))
-    return best * 60000 / batch
+    return step
 
 
 def main():
+    settle_allocator()
     rng = np.random.default_rng(0)
     results = []
     for name, batch, c, o, k, p, side in LAYERS:
-        x = stored_like_a_convolution_output(
-            rng.standard_normal((batch, c, side, side), dtype=np.float32))
-        times = {}
-        for algorithm in ("im2col", "dft"):
-            layer = Conv2d(c, o, k, padding=p, algorithm=algorithm)
-            y = layer(x)
-            grad = same_layout(np.ones(y.shape, np.float32), y)
-            times[algorithm] = seconds_per_epoch(layer, x, grad, batch)
-        window = Conv2d(c, o, k, padding=p).window
-        costs = estimated_costs(x.shape, o, window)
+        images = rng.standard_normal((batch, c, side, side), dtype=np.float32)
+        steps = {a: training_step(images, a, o, k, p) for a in ALGORITHMS}
+        best = {a: float("inf") for a in ALGORITHMS}
+        for _ in range(ARGS.repeats):  # alternating, so a slow spell hits all three
+            for algorithm, step in steps.items():
+                best[algorithm] = min(best[algorithm], timed(step))
+        times = {a: seconds * 60000 / batch for a, seconds in best.items()}
+        auto = Conv2d(c, o, k, padding=p).algorithm_for(images.shape)
         result = {"layer": name, "batch": batch, "shape": [c, o, k, p, side],
-                  "seconds_per_epoch": times, "dft_speedup": times["im2col"] / times["dft"],
-                  "estimated_cost_ratio": costs["im2col"] / costs["dft"],
-                  "auto_takes_dft": dft_is_cheaper(x.shape, o, window, 1)}
+                  "seconds_per_epoch": times, "auto": auto,
+                  "fastest": min(times, key=times.get)}
         results.append(result)
-        print(f"{name:24s} im2col {times['im2col']:6.2f} s  dft {times['dft']:6.2f} s  "
-              f"dft speed-up {result['dft_speedup']:4.2f}  estimated cost im2col/dft "
-              f"{result['estimated_cost_ratio']:5.2f}  auto: "
-              f"{'dft' if result['auto_takes_dft'] else 'im2col'}")
+        print(f"{name:24s} " + "  ".join(f"{a} {times[a]:6.2f} s" for a in ALGORITHMS)
+              + f"  auto: {auto}")
     if ARGS.json:
         with open(ARGS.json, "w", encoding="utf-8") as stream:
             json.dump({"benchmark": "conv-algorithms", "machine": f"{platform.machine()}, "

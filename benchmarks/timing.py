@@ -23,6 +23,18 @@ def timed(fn) -> float:
     return time.perf_counter() - began
 
 
+def settle_allocator(megabytes: int = 16) -> None:
+    """Allocate and free one ``megabytes`` array, as loading a dataset does before
+    training. glibc then raises its mmap threshold to that size, so a layer's
+    temporaries come from the heap; without it a synthetic benchmark pays a page fault
+    per 4 KiB of every temporary above 128 KiB, which no training run does (see the
+    page faults per step in cnn_epoch.py)."""
+    import numpy as np
+
+    block = np.ones(megabytes << 18, np.float32)
+    del block
+
+
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     """The best float32 n×n matrix-product rate of NumPy's BLAS here, in GFLOP/s: the
     floor every dense layer's speed is measured against."""

@@ -9,6 +9,7 @@ from conftest import on
 from xdl import backends, nn
 from xdl.backends import to_numpy
 from xdl.gradcheck import gradcheck
+from xdl.models import create
 from xdl.nn.conv import Conv1d, Conv2d, ConvTranspose2d
 
 CONV2D = {
@@ -72,6 +73,7 @@ def test_conv1d_gradients(backend, rng, kwargs):
 def test_backward_params_matches_backward(backend, rng):
     for layer, shape in [(Conv2d(3, 4, 3, padding=1, groups=1), (2, 3, 5, 5)),
                          (Conv2d(3, 4, 5, padding=2, algorithm="dft"), (2, 3, 6, 7)),
+                         (Conv2d(2, 8, 3, padding=1, algorithm="toeplitz"), (2, 2, 5, 17)),
                          (Conv1d(2, 3, 3), (2, 2, 6)),
                          (ConvTranspose2d(2, 3, 3, stride=2), (2, 2, 3, 3))]:
         layer.to(dtype="float64")
@@ -177,17 +179,43 @@ def test_conv2d_dft_gradients(backend, rng, case):
     assert gradcheck(layer, on(backend, rng.normal(size=shape))).ok
 
 
+# the Toeplitz path: one block and several (the last one overhanging the output), stride,
+# dilation, rectangular kernels and paddings, batch 1, 1×1 kernels
+TOEPLITZ_CASES = {
+    "5x5-same-one-block": ((1, 6, 5), {"padding": 2}, (2, 1, 8, 9)),
+    "blocks-overhang": ((2, 8, 3), {"padding": 1}, (2, 2, 5, 17)),
+    "stride-dilation-blocks": ((3, 16, 3), {"stride": 2, "dilation": 2, "padding": 2},
+                               (1, 3, 9, 21)),
+    "rect-kernel-rect-padding": ((2, 3, (3, 2)), {"padding": (1, 0), "stride": (1, 2)},
+                                 (2, 2, 6, 9)),
+    "valid-no-bias": ((3, 2, 4), {"bias": False}, (1, 3, 6, 5)),
+    "1x1": ((3, 2, 1), {}, (2, 3, 3, 4)),
+}
+
+
+@pytest.mark.parametrize("case", TOEPLITZ_CASES)
+def test_conv2d_toeplitz_gradients(backend, rng, case):
+    args, kwargs, shape = TOEPLITZ_CASES[case]
+    layer = Conv2d(*args, **kwargs, algorithm="toeplitz").to(dtype="float64")
+    assert gradcheck(layer, on(backend, rng.normal(size=shape))).ok
+
+
+ALGORITHM_CASES = {f"{algorithm}-{case}": (algorithm, cases[case])
+                   for algorithm, cases in (("dft", DFT_CASES), ("toeplitz", TOEPLITZ_CASES))
+                   for case in cases}
+
+
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 2e-5)])
-@pytest.mark.parametrize("case", DFT_CASES)
-def test_conv2d_dft_matches_im2col(backend, rng, case, dtype, rtol):
-    """Outputs, input gradients and parameter gradients of both algorithms agree."""
-    args, kwargs, shape = DFT_CASES[case]
-    im2col_layer, dft_layer = (Conv2d(*args, **kwargs, algorithm=algorithm)
-                               for algorithm in ("im2col", "dft"))
-    dft_layer.load_state_dict(im2col_layer.state_dict())
+@pytest.mark.parametrize("case", ALGORITHM_CASES)
+def test_conv2d_algorithm_matches_im2col(backend, rng, case, dtype, rtol):
+    """Outputs, input gradients and parameter gradients of each algorithm and im2col agree."""
+    algorithm, (args, kwargs, shape) = ALGORITHM_CASES[case]
+    im2col_layer, other_layer = (Conv2d(*args, **kwargs, algorithm=name)
+                                 for name in ("im2col", algorithm))
+    other_layer.load_state_dict(im2col_layer.state_dict())
     x = on(backend, rng.normal(size=shape), dtype)
     outputs = []
-    for layer in (im2col_layer, dft_layer):
+    for layer in (im2col_layer, other_layer):
         layer.to(dtype=dtype)
         y = layer(x)
         g = on(backend, np.linspace(-1, 1, int(np.prod(y.shape))).reshape(tuple(y.shape)),
@@ -214,14 +242,34 @@ def test_auto_takes_the_dft_where_it_is_estimated_at_most_half_im2cols_cost(rng)
     with backends.use("numpy"):
         layer = Conv2d(32, 64, 5, padding=2)
     layer(rng.normal(size=(1, 32, 14, 14)).astype(np.float32))
-    assert layer.saved[1] is not None  # kept the transformed input, not x
+    assert layer.saved[0] == "dft"  # kept the transformed input, not x
     layer.backward_params(np.ones((1, 64, 14, 14), np.float32))
     assert layer.weight.grad.shape == (64, 32, 5, 5)
+
+
+def test_auto_takes_the_toeplitz_path_where_im2cols_product_is_narrow(rng):
+    from xdl.nn.conv_toeplitz import toeplitz_is_cheaper
+    from xdl.nn.functional import Window
+
+    same5 = Window.of(5, 1, 2, 1)
+    assert toeplitz_is_cheaper((64, 1, 28, 28), 6, same5, 1)          # LeNet-5's conv 1
+    assert not toeplitz_is_cheaper((32, 1, 28, 28), 32, same5, 1)     # the book CNN's conv 1
+    assert not toeplitz_is_cheaper((8, 32, 14, 14), 64, Window.of(3, 1, 1, 1), 1)  # VGG 3×3
+    assert not toeplitz_is_cheaper((64, 6, 14, 14), 6, Window.of(5), 2)  # two groups
+    with backends.use("numpy"):
+        lenet = create("lenet5")
+    x = rng.normal(size=(2, 1, 28, 28)).astype(np.float32)
+    assert lenet.features[0].algorithm_for(tuple(x.shape)) == "toeplitz"
+    assert lenet.features[3].algorithm_for((2, 6, 14, 14)) == "dft"   # the DFT comes first
+    lenet(x)
+    assert lenet.features[0].saved[0] == "toeplitz"
 
 
 def test_conv2d_algorithm_errors():
     with pytest.raises(ValueError, match="algorithm='dft' needs stride 1, dilation 1"):
         Conv2d(3, 4, 3, stride=2, algorithm="dft")
+    with pytest.raises(ValueError, match="algorithm='toeplitz' needs groups=1"):
+        Conv2d(4, 4, 3, groups=2, algorithm="toeplitz")
     with pytest.raises(ValueError, match="algorithm must be one of"):
         Conv2d(3, 4, 3, algorithm="fft")
     assert "algorithm='dft'" in repr(Conv2d(3, 4, 3, algorithm="dft"))

@@ -7,7 +7,8 @@ the weight as W (O, kh·kw·C), a convolution is one matrix product
 
 so a convolution's output is stored NHWC (channels last) in memory; kernel-major ones
 with few output channels store it (O, N, OH, OW) instead (see CHANNEL_MAJOR_BELOW), and
-the DFT path (:mod:`xdl.nn.conv_dft`) stores it (OH, OW, N, O).
+the DFT path (:mod:`xdl.nn.conv_dft`) stores it (OH, OW, N, O) and the Toeplitz path
+(:mod:`xdl.nn.conv_toeplitz`) (N, OH, O, OW).
 Max pooling and Flatten hand back gradients in the layout of what they saved, so the
 element-wise backward passes meet one layout (mixed ones run several times slower).
 
@@ -36,6 +37,12 @@ import math
 from xdl import backends
 from xdl.nn import init
 from xdl.nn.conv_dft import dft_applies, dft_conv2d_backward, dft_conv2d_forward, dft_is_cheaper
+from xdl.nn.conv_toeplitz import (
+    toeplitz_applies,
+    toeplitz_conv2d_backward,
+    toeplitz_conv2d_forward,
+    toeplitz_is_cheaper,
+)
 from xdl.nn.functional import (
     Window,
     channels_first,
@@ -328,7 +335,7 @@ def _window_repr(layer) -> str:
     return text + ("" if layer.bias is not None else ", bias=False")
 
 
-CONV2D_ALGORITHMS = ("auto", "im2col", "dft")
+CONV2D_ALGORITHMS = ("auto", "im2col", "dft", "toeplitz")
 
 
 class Conv2d(Module):
@@ -340,8 +347,11 @@ class Conv2d(Module):
     both start as U(−1/√fan_in, 1/√fan_in) with fan_in = in/groups · kh · kw.
     ``algorithm``: "im2col" (see the module docstring), "dft" (stride 1, dilation 1, one
     group: products bin by bin of the discrete Fourier transform, see
-    :mod:`xdl.nn.conv_dft`) or "auto", which takes the DFT where its estimated cost is at
-    most half of im2col's (``conv_dft.dft_is_cheaper``).
+    :mod:`xdl.nn.conv_dft`), "toeplitz" (one group: a product with a banded weight
+    matrix, see :mod:`xdl.nn.conv_toeplitz`) or "auto", which takes the DFT where its
+    estimated cost is at most half of im2col's (``conv_dft.dft_is_cheaper``), else the
+    Toeplitz path where it is cheaper than im2col by ``TOEPLITZ_SPEEDUP_NEEDED``
+    (``conv_toeplitz.toeplitz_is_cheaper``), else im2col.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1,
@@ -358,15 +368,22 @@ class Conv2d(Module):
             raise ValueError(f"Conv2d: algorithm='dft' needs stride 1, dilation 1 and "
                              f"groups=1, got stride={self.window.stride}, "
                              f"dilation={self.window.dilation}, groups={groups}")
+        if algorithm == "toeplitz" and not toeplitz_applies(groups):
+            raise ValueError(f"Conv2d: algorithm='toeplitz' needs groups=1, got groups={groups}")
         self.algorithm = algorithm
         kh, kw = self.window.kernel
         _init_parameters(self, (out_channels, in_channels // groups, kh, kw),
                          in_channels // groups * kh * kw, out_channels, bias)
 
-    def _uses_dft(self, x_shape) -> bool:
-        if self.algorithm == "auto":
-            return dft_is_cheaper(x_shape, self.out_channels, self.window, self.groups)
-        return self.algorithm == "dft"
+    def algorithm_for(self, x_shape) -> str:
+        """The algorithm this layer runs on inputs of ``x_shape``."""
+        if self.algorithm != "auto":
+            return self.algorithm
+        if dft_is_cheaper(x_shape, self.out_channels, self.window, self.groups):
+            return "dft"
+        if toeplitz_is_cheaper(x_shape, self.out_channels, self.window, self.groups):
+            return "toeplitz"
+        return "im2col"
 
     def forward(self, x):
         _check_input(self, x, self.in_channels)
@@ -374,21 +391,24 @@ class Conv2d(Module):
         if out_h < 1 or out_w < 1:
             raise ValueError(f"{self!r}: input {tuple(x.shape)} is smaller than the kernel")
         weight, bias = self.weight.data, _data(self.bias)
-        if self._uses_dft(tuple(x.shape)):
-            y, transformed = dft_conv2d_forward(x, weight, bias, self.window)
-            self.save_for_backward(None, transformed)
-            return y
-        self.save_for_backward(x, None)
-        return conv2d_forward(x, weight, bias, self.window, self.groups)
+        algorithm = self.algorithm_for(tuple(x.shape))
+        if algorithm == "im2col":
+            self.save_for_backward(algorithm, x)
+            return conv2d_forward(x, weight, bias, self.window, self.groups)
+        forward = dft_conv2d_forward if algorithm == "dft" else toeplitz_conv2d_forward
+        y, state = forward(x, weight, bias, self.window)
+        self.save_for_backward(algorithm, state)
+        return y
 
     def _backward(self, grad, input_grad: bool):
-        x, transformed = self.saved
-        if transformed is not None:
-            dx, dw, db = dft_conv2d_backward(transformed, grad, self.weight.data, self.window,
-                                             input_grad)
+        algorithm, state = self.saved
+        if algorithm == "im2col":
+            dx, dw, db = conv2d_backward(state, grad, self.weight.data, self.window,
+                                         self.groups, input_grad)
         else:
-            dx, dw, db = conv2d_backward(x, grad, self.weight.data, self.window, self.groups,
-                                         input_grad)
+            backward = (dft_conv2d_backward if algorithm == "dft"
+                        else toeplitz_conv2d_backward)
+            dx, dw, db = backward(state, grad, self.weight.data, self.window, input_grad)
         _accumulate(self, dw, db)
         return dx
 
