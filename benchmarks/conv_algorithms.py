@@ -76,7 +76,8 @@ def training_step(images, algorithm, out_channels, kernel, padding):
     x = stored_like_a_convolution_output(images, algorithm)
     layer = Conv2d(images.shape[1], out_channels, kernel, padding=padding,
                    algorithm=algorithm)
-    grad = same_layout(np.ones(layer(x).shape, np.float32), layer(x))
+    y = layer(x)
+    grad = same_layout(np.ones(y.shape, np.float32), y)
     backward = layer.backward_params if x.shape[1] == 1 else layer.backward
 
     def step():

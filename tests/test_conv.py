@@ -172,13 +172,6 @@ DFT_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", DFT_CASES)
-def test_conv2d_dft_gradients(backend, rng, case):
-    args, kwargs, shape = DFT_CASES[case]
-    layer = Conv2d(*args, **kwargs, algorithm="dft").to(dtype="float64")
-    assert gradcheck(layer, on(backend, rng.normal(size=shape))).ok
-
-
 # the Toeplitz path: one block and several (the last one overhanging the output), stride,
 # dilation, rectangular kernels and paddings, batch 1, 1×1 kernels
 TOEPLITZ_CASES = {
@@ -193,16 +186,16 @@ TOEPLITZ_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", TOEPLITZ_CASES)
-def test_conv2d_toeplitz_gradients(backend, rng, case):
-    args, kwargs, shape = TOEPLITZ_CASES[case]
-    layer = Conv2d(*args, **kwargs, algorithm="toeplitz").to(dtype="float64")
-    assert gradcheck(layer, on(backend, rng.normal(size=shape))).ok
-
-
 ALGORITHM_CASES = {f"{algorithm}-{case}": (algorithm, cases[case])
                    for algorithm, cases in (("dft", DFT_CASES), ("toeplitz", TOEPLITZ_CASES))
                    for case in cases}
+
+
+@pytest.mark.parametrize("case", ALGORITHM_CASES)
+def test_conv2d_algorithm_gradients(backend, rng, case):
+    algorithm, (args, kwargs, shape) = ALGORITHM_CASES[case]
+    layer = Conv2d(*args, **kwargs, algorithm=algorithm).to(dtype="float64")
+    assert gradcheck(layer, on(backend, rng.normal(size=shape))).ok
 
 
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 2e-5)])

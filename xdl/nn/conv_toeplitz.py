@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 from xdl import backends
 from xdl.nn.conv_dft import IM2COL_COPY_COST
-from xdl.nn.functional import Window
+from xdl.nn.functional import Window, pad_spatial
 
 #: A block holds at least this many output values per row (O·B columns): below it BLAS
 #: runs the product well under its peak (measured on LeNet-5's layers, where O·B = 84
@@ -169,19 +169,6 @@ def band_backward(d_band, window: Window, plan: Plan, weight_shape):
     return xp.reshape(dw, weight_shape)
 
 
-def _padded_rows(x, window: Window, plan: Plan):
-    """x (N, C, H, W) as x_p (N, H_p, C, W_p): zeros around, "NHCW" in memory."""
-    xp = backends.namespace(x)
-    n, c, h, w = x.shape
-    ph, pw = window.padding
-    x_rows = xp.permute_dims(x, (0, 2, 1, 3))
-    if plan.padded == (h, w):
-        return x_rows
-    padded = xp.zeros((n, plan.padded[0], c, plan.padded[1]), dtype=x.dtype, device=x.device)
-    padded[:, ph:ph + h, :, pw:pw + w] = x_rows
-    return padded
-
-
 def _windows(window: Window, plan: Plan):
     """(β, i, row slice, column slice) into x_p for every block β and kernel row i."""
     (kh, _), (sh, sw), (dh, _) = window.kernel, window.stride, window.dilation
@@ -195,9 +182,11 @@ def _windows(window: Window, plan: Plan):
 def rows_matrix(x, window: Window, plan: Plan):
     """R (N·OH·nb, kh·C·L), from kh·nb strided copies of x_p."""
     xp = backends.namespace(x)
-    n, c = x.shape[0], x.shape[1]
+    n, c, w = x.shape[0], x.shape[1], x.shape[3]
     kh = window.kernel[0]
-    x_p = _padded_rows(x, window, plan)
+    overhang = plan.padded[1] - (w + 2 * window.padding[1])
+    x_p = pad_spatial(xp.permute_dims(x, (0, 2, 1, 3)), window.padding, axes=(1, 3),
+                      extra=(0, overhang))                        # (N, H_p, C, W_p)
     r = xp.empty((n, plan.out_h, plan.blocks, kh, c, plan.span), dtype=x.dtype,
                  device=x.device)
     for beta, i, rows, cols in _windows(window, plan):

@@ -80,16 +80,18 @@ def channels_first(x):
     return backends.namespace(x).permute_dims(x, (0, 3, 1, 2))
 
 
-def pad_spatial(x, padding: tuple[int, int], value: float = 0.0, axes=(1, 2)):
+def pad_spatial(x, padding: tuple[int, int], value: float = 0.0, axes=(1, 2),
+                extra: tuple[int, int] = (0, 0)):
     """x with ``padding`` rows/columns of ``value`` on each side of its two spatial
-    ``axes`` ((1, 2) for channels-last (N, H, W, C), (2, 3) for (·, ·, H, W))."""
-    ph, pw = padding
-    if ph == 0 and pw == 0:
+    ``axes`` ((1, 2) for channels-last (N, H, W, C), (2, 3) for (·, ·, H, W)), and
+    ``extra`` more after them (rows at the bottom, columns on the right)."""
+    (ph, pw), (eh, ew) = padding, extra
+    if ph == pw == eh == ew == 0:
         return x
     xp = backends.namespace(x)
     shape = list(x.shape)
-    shape[axes[0]] += 2 * ph
-    shape[axes[1]] += 2 * pw
+    shape[axes[0]] += 2 * ph + eh
+    shape[axes[1]] += 2 * pw + ew
     padded = xp.full(tuple(shape), value, dtype=x.dtype, device=x.device)
     inner = [slice(None)] * x.ndim
     inner[axes[0]] = slice(ph, ph + x.shape[axes[0]])

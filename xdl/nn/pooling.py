@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from xdl import backends
 from xdl.nn.conv import batch_chunks
-from xdl.nn.functional import Window, channels_first, channels_last
+from xdl.nn.functional import Window, channels_first, channels_last, pad_spatial
 from xdl.nn.module import Module, is_grad_enabled
 
 
@@ -44,19 +44,6 @@ def _pooled_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> 
     if ceil_mode and (out - 1) * s >= size + p:
         out -= 1  # the last window must start inside the input or its left padding
     return out
-
-
-def _padded(x, pads, value: float):
-    """x (N, C, H, W) with pads = (top, bottom, left, right) rows/columns of ``value``."""
-    if not any(pads):
-        return x
-    xp = backends.namespace(x)
-    n, c, h, w = x.shape
-    top, bottom, left, right = pads
-    out = xp.full((n, h + top + bottom, w + left + right, c), value, dtype=x.dtype,
-                  device=x.device)
-    out[:, top:top + h, left:left + w, :] = channels_last(x)
-    return channels_first(out)
 
 
 def _sample_bytes(shape, dtype) -> int:
@@ -115,9 +102,11 @@ class _Pool2d(Module):
         (n, C, OH, OW) arrays; the chunks' results are joined along the batch axis,
         channels-last in memory.
         """
+        top, bottom, left, right = pads
         results = []
         for start, stop in batch_chunks(x, _sample_bytes(x.shape, x.dtype)):
-            x_p = _padded(x[start:stop, ...], pads, self.pad_value)
+            x_p = channels_first(pad_spatial(channels_last(x[start:stop, ...]), (top, left),
+                                             self.pad_value, extra=(bottom - top, right - left)))
             results.append(reduce(x_p[:, :, rows, cols]
                                   for rows, cols in self.window.slices(*out_size)))
         if len(results) == 1:
