@@ -145,16 +145,34 @@ def available() -> list[str]:
     return [name for name in BACKEND_NAMES if unavailable_reason(name) is None]
 
 
+# A layer step asks for namespaces, backends and dtype names dozens of times; they depend
+# only on the array's type (and dtype object), so each is looked up once per type.
+_namespace_of_type: dict[type, Any] = {}
+_backend_of_type: dict[type, tuple[str, Any]] = {}
+_dtype_names: dict[Any, str] = {}
+
+
 def namespace(*arrays):
     """The array-API namespace of ``arrays`` (all must share one)."""
-    return array_api_compat.array_namespace(*arrays)
+    kind = type(arrays[0])
+    if kind in _namespace_of_type and all(type(a) is kind for a in arrays):
+        return _namespace_of_type[kind]
+    xp = array_api_compat.array_namespace(*arrays)
+    if all(type(a) is kind for a in arrays):
+        _namespace_of_type[kind] = xp
+    return xp
 
 
 def backend_of(x) -> Backend:
     """The backend (and device) that owns array ``x``."""
+    known = _backend_of_type.get(type(x))
+    if known is not None:
+        name, impl = known
+        return get(name, impl.device_of(x))
     for name in BACKEND_NAMES:
         impl = _imported_impl(name)
         if impl is not None and impl.owns(x):
+            _backend_of_type[type(x)] = (name, impl)
             return get(name, impl.device_of(x))
     raise TypeError(f"not an array of a known backend: {type(x).__name__}")
 
@@ -174,10 +192,13 @@ def dtype_name(dtype) -> str:
     """``"float32"`` for any backend's float32 dtype object (or the string itself)."""
     if isinstance(dtype, str):
         return dtype
+    if dtype in _dtype_names:
+        return _dtype_names[dtype]
     text = str(dtype)
     for name in ("float16", "float32", "float64", "int8", "int16", "int32", "int64",
                  "uint8", "uint16", "uint32", "uint64", "bool", "complex64", "complex128"):
         if text.endswith(name) or text == name:
+            _dtype_names[dtype] = name
             return name
     raise TypeError(f"unknown dtype {dtype!r}")
 
