@@ -1,21 +1,19 @@
 """Pooling over NCHW images: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, GlobalAvgPool2d.
 
-A pooling window of kh×kw positions is read as kh·kw strided slices of the (padded)
-input, one per kernel position k = (i, j) (:meth:`xdl.nn.functional.Window.slices`):
+A kh×kw window is the kw columns of kh rows, so max and average pooling run as two
+one-axis passes: along the width over every row of the (padded) input, then along the
+height over the width pass's result. Each pass reads the k strided slices of its axis,
 
-    x_k = x_p[:, :, i·d : i·d + s(OH − 1) + 1 : s,  j·d : j·d + s(OW − 1) + 1 : s]
+    width:   r_j = x_p[:, :, :, j·d : j·d + s(OW − 1) + 1 : s]        (N, C, H_p, OW)
+    height:  y_i = r[:, :, i·d : i·d + s(OH − 1) + 1 : s, :]          (N, C, OH, OW)
 
-so that x_k[n, c, oh, ow] is the k-th pixel of window (oh, ow). A pool is a K-term
-element-wise reduction over these (N, C, OH, OW) slices — a Python loop over kernel
-positions only — and its backward adds each term's gradient dx_k back into slice k of
-dx (overlapping windows accumulate, as in col2im). No (…, kh·kw) stack of windows is
-built. On a CPU the batch goes through in cache-sized chunks (``Backend.chunk_bytes``),
-which keeps the K passes over each chunk in cache.
-
-Measured on NumPy for the usual 2×2/2 pool, this beats im2col + argmax over the window
-axis, and a reshape to (N, C, OH, kh, OW, kw) reduced over the two kernel axes (short
-strided reductions, several times slower); the window-aligned case needs no special
-path, since its slices already are a reshape's sub-arrays.
+(:func:`_axis_slices`) and reduces them element-wise: kh + kw − 2 passes instead of the
+kh·kw − 1 of reducing the window's positions one by one, the first of them over whole
+rows. The backward scatters each pass's slice gradients back into its input: assigned
+where the windows tile the axis, added where they overlap, as in col2im. No Python loop
+runs over output positions and no (…, kh·kw) stack of windows is built. On a CPU the
+batch goes through in cache-sized chunks (``Backend.chunk_bytes``), which keeps the
+passes over each chunk in cache.
 
 Output size per axis, as in PyTorch:
     OH = ⌊(H + 2p − d(kh − 1) − 1 + (s − 1 if ceil_mode else 0)) / s⌋ + 1,
@@ -46,6 +44,12 @@ def _pooled_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> 
     return out
 
 
+def _axis_slices(k: int, s: int, d: int, out: int) -> list[slice]:
+    """The k slices of one axis of the padded input: slice i holds position i of every
+    window, i·d, i·d + s, …, i·d + s(out − 1)."""
+    return [slice(i * d, i * d + s * (out - 1) + 1, s) for i in range(k)]
+
+
 def _sample_bytes(shape, dtype) -> int:
     """Bytes of one (C, H, W) sample: the unit the batch is chunked by."""
     itemsize = 8 if backends.dtype_name(dtype) == "float64" else 4
@@ -72,9 +76,6 @@ class _Pool2d(Module):
         if min(w.padding) < 0 or any(p > k // 2 for p, k in zip(w.padding, w.kernel)):
             raise ValueError(f"{name}: padding must be between 0 and half the kernel size "
                              f"{w.kernel}, got {w.padding}")
-        # two windows share no pixel when the stride is at least the dilated kernel
-        self.overlapping = any(s < d * (k - 1) + 1 for k, s, d in zip(w.kernel, w.stride,
-                                                                      w.dilation))
 
     def geometry(self, x):
         """(OH, OW) and the padding (top, bottom, left, right) the windows read;
@@ -96,60 +97,79 @@ class _Pool2d(Module):
         return out, (w.padding[0], after[0], w.padding[1], after[1])
 
     def pool(self, x, reduce, out_size, pads):
-        """``reduce`` applied to the window slices x_k, chunk by chunk of the batch.
+        """The two passes of ``reduce``, chunk by chunk of the batch.
 
-        ``reduce`` takes an iterator over one chunk's slices and returns a tuple of
-        (n, C, OH, OW) arrays; the chunks' results are joined along the batch axis,
+        ``reduce`` takes a list of one axis's slices and returns a tuple (result,
+        *state); it runs along the width, then along the height. Returns (y, width
+        pass's state, height pass's state), each joined along the batch axis,
         channels-last in memory.
         """
         top, bottom, left, right = pads
+        rows, cols = self._slices(out_size)
         results = []
         for start, stop in batch_chunks(x, _sample_bytes(x.shape, x.dtype)):
             x_p = channels_first(pad_spatial(channels_last(x[start:stop, ...]), (top, left),
                                              self.pad_value, extra=(bottom - top, right - left)))
-            results.append(reduce(x_p[:, :, rows, cols]
-                                  for rows, cols in self.window.slices(*out_size)))
-        if len(results) == 1:
-            return results[0]
-        xp = backends.namespace(x)
-        return tuple(channels_first(xp.concat([channels_last(r) for r in parts], axis=0))
-                     for parts in zip(*results))
+            r, *width_state = reduce([x_p[..., c] for c in cols])
+            y, *height_state = reduce([r[:, :, h, ...] for h in rows])
+            results.append((y, *width_state, *height_state))
+        if len(results) > 1:
+            xp = backends.namespace(x)
+            results = [tuple(channels_first(xp.concat([channels_last(r) for r in parts],
+                                                      axis=0))
+                             for parts in zip(*results))]
+        y, *state = results[0]
+        return y, state[:len(width_state)], state[len(width_state):]
 
-    def unpool(self, grad, window_grads, input_shape, pads):
-        """dx (``input_shape``) with window_grads(start, stop)[k] added into slice k.
+    def unpool(self, grad, unreduce, input_shape, pads, width_state, height_state):
+        """dx (``input_shape``): the two passes' gradients scattered back, height first.
 
-        Chunk by chunk of the batch: dx_p[:, :, rows_k, cols_k] += dx_k for every kernel
-        position k, then the padding is cut off. dx is stored in memory like ``grad``,
-        which is stored like the forward's input.
+        ``unreduce(g, state, k)`` gives one pass's k slice gradients from the gradient
+        g of its result and its state (a batch chunk of each). Chunk by chunk of the batch;
+        dx is stored in memory like ``grad``, which is stored like the forward's input.
         """
         n, c, h, w = input_shape
         top, bottom, left, right = pads
+        height, width = h + top + bottom, w + left + right
+        rows, cols = self._slices(grad.shape[2:])
         dx = backends.empty_in_layout(input_shape, grad, grad.dtype)
-        if not any(pads) and not self._windows_tile(grad.shape[2:], (h, w)):
-            dx[...] = 0.0  # some pixels are in no window
-        slices = list(self.window.slices(grad.shape[2], grad.shape[3]))
         for start, stop in batch_chunks(grad, _sample_bytes(input_shape, grad.dtype)):
+            part = slice(start, stop)
+            d_r = self._scatter(
+                unreduce(grad[part, ...], [s[part, ...] for s in height_state], len(rows)),
+                rows, 0,
+                backends.empty_in_layout((stop - start, c, height, grad.shape[3]), grad,
+                                         grad.dtype))
+            target = (dx[part, ...] if not any(pads) else backends.empty_in_layout(
+                (stop - start, c, height, width), grad, grad.dtype))
+            self._scatter(unreduce(d_r, [s[part, ...] for s in width_state], len(cols)),
+                          cols, 1, target)
             if any(pads):
-                target = backends.empty_in_layout(
-                    (stop - start, c, h + top + bottom, w + left + right), grad, grad.dtype)
-                target[...] = 0.0
-                batch = slice(None)
-            else:
-                target, batch = dx, slice(start, stop)
-            for k, ((rows, cols), dx_k) in enumerate(zip(slices, window_grads(start, stop))):
-                if self.overlapping and k > 0:
-                    target[batch, :, rows, cols] += dx_k
-                else:
-                    target[batch, :, rows, cols] = dx_k
-            if any(pads):
-                dx[start:stop, ...] = target[:, :, top:top + h, left:left + w]
+                dx[part, ...] = target[:, :, top:top + h, left:left + w]
         return dx
 
-    def _windows_tile(self, out_size, in_size) -> bool:
-        """Whether the windows cover every input pixel exactly once."""
+    def _slices(self, out_size):
+        """The height pass's row slices and the width pass's column slices."""
         w = self.window
-        return w.stride == w.kernel and w.dilation == (1, 1) and all(
-            o * s == size for o, s, size in zip(out_size, w.stride, in_size))
+        return tuple(_axis_slices(k, s, d, o) for k, s, d, o in
+                     zip(w.kernel, w.stride, w.dilation, out_size))
+
+    def _scatter(self, parts, slices, axis: int, target):
+        """``target`` (·, ·, H, W) with parts[k] put into slice k of spatial ``axis``
+        (0: rows, 1: columns): assigned where the windows tile the axis (each position
+        in exactly one window), else added onto zeros."""
+        w = self.window
+        k, s, d = w.kernel[axis], w.stride[axis], w.dilation[axis]
+        tiles = s == k and d == 1 and parts[0].shape[2 + axis] * s == target.shape[2 + axis]
+        if not tiles:
+            target[...] = 0.0
+        for part, where in zip(parts, slices):
+            region = (..., where) if axis == 1 else (slice(None), slice(None), where, ...)
+            if tiles:
+                target[region] = part
+            else:
+                target[region] += part
+        return target
 
     def extra_repr(self):
         w = self.window
@@ -162,11 +182,17 @@ class _Pool2d(Module):
 class MaxPool2d(_Pool2d):
     """Max pooling on NCHW input (PyTorch's arguments; the padding reads −∞).
 
-    forward:  y = max_k x_k,   a = the first k with x_k = y   (a per output pixel)
-    backward: dx_k = dy · [a = k]   for every kernel position k, added into slice k
+    Each pass (along the width, then the height) scans its k slices in order and keeps
+    the masks of where a slice beats every earlier one:
 
-    Each window's gradient goes to one pixel, its first maximum in row-major window
-    order, as in PyTorch (ties are common after a ReLU: all-zero windows). Under
+    forward:  y_0 = x_0,  b_k = [x_k > y_{k−1}],  y_k = max(y_{k−1}, x_k);  y = y_{k−1}
+    backward: the gradient g of y goes to the last k with b_k (else to 0): from the
+              last slice down, dx_k = rest·b_k, rest ← rest − dx_k;  dx_0 = rest
+
+    so a window's gradient goes to the first maximum of its row, in the first row that
+    holds the window's maximum: its first maximum in row-major window order, as in
+    PyTorch (ties are common after a ReLU: all-zero windows). The masks are kept as
+    bools, (kw − 1) at the width pass's size and (kh − 1) at the output's. Under
     no_grad the forward computes y only.
     """
 
@@ -178,49 +204,54 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, x):
         out_size, pads = self.geometry(x)
-        xp = backends.namespace(x)
-        if not is_grad_enabled():
-            def reduce(slices):
-                y = next(slices)
-                for x_k in slices:
-                    y = xp.maximum(y, x_k)
-                return (y,)
+        track = is_grad_enabled()
 
-            return self.pool(x, reduce, out_size, pads)[0]
-        index_dtype = xp.int8 if self.window.size <= 127 else xp.int32
+        def reduce(slices):
+            y, beats = max_scan(slices, track)
+            return (y, *beats)
 
-        def reduce_with_argmax(slices):
-            y, argmax = next(slices), None
-            for k, x_k in enumerate(slices, start=1):
-                # x_k > y where k beats every earlier position (so the first maximum
-                # wins), and k is above every earlier argmax: max(a, k·[x_k > y]) records it
-                beats = xp.astype(x_k > y, index_dtype)
-                argmax = beats if argmax is None else xp.maximum(argmax, beats * k)
-                y = xp.maximum(y, x_k)
-            if argmax is None:  # a 1×1 window
-                argmax = xp.zeros(y.shape, dtype=index_dtype, device=y.device)
-            return y, argmax
-
-        y, argmax = self.pool(x, reduce_with_argmax, out_size, pads)
-        self.save_for_backward(argmax, tuple(x.shape), pads)
+        y, width_beats, height_beats = self.pool(x, reduce, out_size, pads)
+        if track:
+            self.save_for_backward(width_beats, height_beats, tuple(x.shape), pads)
         return y
 
     def backward(self, grad):
-        argmax, input_shape, pads = self.saved
-        xp = backends.namespace(grad)
-        grad = backends.same_layout(grad, argmax)
+        width_beats, height_beats, input_shape, pads = self.saved
+        if height_beats:
+            grad = backends.same_layout(grad, height_beats[0])
+        return self.unpool(grad, lambda g, beats, _: max_scan_backward(g, beats),
+                           input_shape, pads, width_beats, height_beats)
 
-        def window_grads(start, stop):
-            g, a = grad[start:stop, ...], argmax[start:stop, ...]
-            return (g * xp.astype(a == k, g.dtype) for k in range(self.window.size))
 
-        return self.unpool(grad, window_grads, input_shape, pads)
+def max_scan(slices, track: bool = True):
+    """(y, beats): y = max_k slices[k], and with ``track`` the masks
+    b_k = [slices[k] > max of slices[:k]] for k ≥ 1 (bools; an empty list without)."""
+    xp = backends.namespace(slices[0])
+    y, beats = slices[0], []
+    for x_k in slices[1:]:
+        if track:
+            beats.append(x_k > y)
+        y = xp.maximum(y, x_k)
+    return y, beats
+
+
+def max_scan_backward(g, beats) -> list:
+    """The slices' gradients for the gradient g of :func:`max_scan`'s y: g goes to the
+    last k with b_k (the first maximum), else to slice 0."""
+    xp = backends.namespace(g)
+    parts = []
+    for b_k in reversed(beats):
+        parts.append(g * xp.astype(b_k, g.dtype))
+        g = g - parts[-1]
+    return [g, *reversed(parts)]
 
 
 class AvgPool2d(_Pool2d):
     """Average pooling on NCHW input (PyTorch's arguments; the padding reads 0).
 
-    forward:  y = Σ_k x_k / m,    backward: dx_k = dy / m  for every kernel position k
+    forward:  y = Σ_k x_k / m  (summed along the width, then the height)
+    backward: dx_k = dy / m  for every kernel position k (spread along the height,
+              then the width)
 
     m[oh, ow] is kh·kw, or with ``count_include_pad=False`` the number of input pixels
     in the window; where ceil mode lets a window overhang the padded input, m counts
@@ -256,23 +287,22 @@ class AvgPool2d(_Pool2d):
         divisor = self._divisor(x, out_size)
 
         def reduce(slices):
-            total = next(slices)
-            for x_k in slices:
+            total = slices[0]
+            for x_k in slices[1:]:
                 total = total + x_k
-            return (total / divisor,)
+            return (total,)
 
-        (y,) = self.pool(x, reduce, out_size, pads)
+        total, _, _ = self.pool(x, reduce, out_size, pads)
         self.save_for_backward(divisor, tuple(x.shape), pads)
-        return y
+        return total / divisor
 
     def backward(self, grad):
         divisor, input_shape, pads = self.saved
 
-        def window_grads(start, stop):
-            share = grad[start:stop, ...] / divisor
-            return (share for _ in range(self.window.size))
+        def unreduce(g, _, k):
+            return [g] * k
 
-        return self.unpool(grad, window_grads, input_shape, pads)
+        return self.unpool(grad / divisor, unreduce, input_shape, pads, [], [])
 
     def extra_repr(self):
         text = super().extra_repr()
