@@ -22,12 +22,16 @@ with c_f = 1 at f = 0 and f = S_w/2, else 2 (the bins left out are the conjugate
 those kept). Then
 
     forward:  A = x_p Fw,  B = Fhᵀ A (along h),  Z = B V with V[g, f] = conj(Ŵ[g, f]) as
-              (C, O),  U = Ghᵀ Z (along g),  y = Re(U Gw) + b
+              (C, O),  Z[0, 0] += S_h·S_w·b,  U = Ghᵀ Z (along g),  y = Re(U Gw)
     backward: the gradient of a complex value is ∂L/∂Re + i·∂L/∂Im, so a product M·z
               passes back Mᴴ·dz and Re(·) passes back dy + 0i:
               dU = dy Gwᴴ,  dZ = conj(Gh) dU,  dV = Bᴴ dZ,  dB = dZ Vᴴ,
-              dA = conj(Fh) dB,  dx_p = Re(dA Fwᴴ),  and dW from dV through the
-              kernel's transform Ŵ = Fh[:kh]ᵀ (w Fw[:kw]) the same way.
+              dA = conj(Fh) dB,  dx_p = Re(dA Fwᴴ),  db = S_h·S_w·Σ_n Re(dZ[0, 0]),
+              and dW from dV through the kernel's transform Ŵ = Fh[:kh]ᵀ (w Fw[:kw]).
+
+The bias goes in through the (0, 0) bin, which the inverse transform spreads evenly
+over the output (Gh[0, a]·Gw[0, b] = 1/(S_h·S_w)): N·O additions instead of a pass over
+the output, and its gradient falls out of dZ.
 
 :func:`dft_is_cheaper` decides when this beats im2col (5×5 kernels, or few output
 channels, where im2col's window copy dominates).
@@ -174,12 +178,20 @@ def dft_conv2d_forward(x, weight, bias, window: Window):
     b = xp.reshape(b, (s_h * f, n, c))
     v = kernel_transform(weight, t)
     z = xp.reshape(b @ v, (s_h, f, n * o))                                     # (S_h, F, N·O)
+    if bias is not None:
+        z[0, 0, :] = z[0, 0, :] + _dc_bias(bias, n, s_h * (w + 2 * window.padding[1]))
     q = _t(t.gw) @ z                                                           # (S_h, OW, N·O)
     y = xp.real(_t(t.gh) @ xp.reshape(q, (s_h, -1)))                           # (OH, OW·N·O)
     y = xp.reshape(y, (t.gh.shape[1], t.gw.shape[1], n, o))
-    if bias is not None:
-        y = y + bias
     return xp.permute_dims(y, (2, 3, 0, 1)), (b, v, tuple(x.shape))
+
+
+def _dc_bias(bias, n: int, bins: int):
+    """What adding b to every output pixel adds to the (0, 0) bin of Ẑ for each image:
+    S_h·S_w·b (the inverse transform spreads that bin evenly: Gh[0, a]·Gw[0, b] =
+    1/(S_h·S_w)), as (N·O,)."""
+    xp = backends.namespace(bias)
+    return xp.reshape(xp.broadcast_to(bias * float(bins), (n, bias.shape[0])), (-1,))
 
 
 def dft_conv2d_backward(saved, grad, weight, window: Window, input_grad: bool = True):
@@ -195,7 +207,7 @@ def dft_conv2d_backward(saved, grad, weight, window: Window, input_grad: bool = 
     dz = xp.conj(t.gw) @ xp.reshape(dq, (s_h, out_w, n * o))                  # (S_h, F, N·O)
     dz = xp.reshape(dz, (s_h * f, n, o))
     dw = kernel_transform_backward(_conj_t(b) @ dz, t, tuple(weight.shape))
-    db = xp.sum(grad, axis=(0, 2, 3))
+    db = xp.sum(xp.real(dz[0, ...]), axis=0) * float(s_h * (w + 2 * window.padding[1]))
     if not input_grad:
         return None, dw, db
     db_bins = xp.reshape(dz @ _conj_t(v), (s_h, f * n * c))                   # (S_h, F·N·C)
