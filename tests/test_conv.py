@@ -241,6 +241,7 @@ def test_auto_takes_the_dft_where_it_is_estimated_at_most_half_im2cols_cost(rng)
 
 
 def test_auto_takes_the_toeplitz_path_where_im2cols_product_is_narrow(rng):
+    from xdl.nn.conv_relu_pool import ConvReLUPool
     from xdl.nn.conv_toeplitz import toeplitz_is_cheaper
     from xdl.nn.functional import Window
 
@@ -255,7 +256,8 @@ def test_auto_takes_the_toeplitz_path_where_im2cols_product_is_narrow(rng):
     assert lenet.features[0].algorithm_for(tuple(x.shape)) == "toeplitz"
     assert lenet.features[3].algorithm_for((2, 6, 14, 14)) == "dft"   # the DFT comes first
     lenet(x)
-    assert lenet.features[0].saved[0] == "toeplitz"
+    first_stage = lenet.features.saved[0][0]      # conv 1 → ReLU → pool on the Toeplitz path
+    assert isinstance(first_stage, ConvReLUPool) and first_stage.conv is lenet.features[0]
 
 
 def test_conv2d_algorithm_errors():

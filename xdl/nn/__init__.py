@@ -4,6 +4,7 @@ from xdl.nn import init
 from xdl.nn.activation import ELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, activation
 from xdl.nn.attention import AdditiveAttention, DotProductAttention, ScaledDotProductAttention
 from xdl.nn.conv import Conv1d, Conv2d, ConvTranspose2d
+from xdl.nn.conv_relu_pool import ConvReLUPool  # registers the fused stage with Sequential
 from xdl.nn.dropout import Dropout, Dropout2d
 from xdl.nn.embedding import Embedding
 from xdl.nn.linear import Flatten, Identity, Linear, Unflatten

@@ -312,13 +312,15 @@ def _init_parameters(layer, weight_shape, fan_in: int, bias_size: int, bias: boo
                   if bias else None)
 
 
-def _accumulate(layer, dw, db):
+def accumulate_parameter_grads(layer, dw, db):
+    """Add dW and db (when the layer has a bias) into the layer's parameter gradients."""
     layer.weight.accumulate(dw)
     if layer.bias is not None:
         layer.bias.accumulate(db)
 
 
-def _data(param):
+def param_data(param):
+    """The array of a Parameter, or None for a missing (bias) parameter."""
     return None if param is None else param.data
 
 
@@ -390,7 +392,7 @@ class Conv2d(Module):
         out_h, out_w = self.window.output_size(x.shape[2], x.shape[3])
         if out_h < 1 or out_w < 1:
             raise ValueError(f"{self!r}: input {tuple(x.shape)} is smaller than the kernel")
-        weight, bias = self.weight.data, _data(self.bias)
+        weight, bias = self.weight.data, param_data(self.bias)
         algorithm = self.algorithm_for(tuple(x.shape))
         if algorithm == "im2col":
             self.save_for_backward(algorithm, x)
@@ -409,7 +411,7 @@ class Conv2d(Module):
             backward = (dft_conv2d_backward if algorithm == "dft"
                         else toeplitz_conv2d_backward)
             dx, dw, db = backward(state, grad, self.weight.data, self.window, input_grad)
-        _accumulate(self, dw, db)
+        accumulate_parameter_grads(self, dw, db)
         return dx
 
     def backward(self, grad):
@@ -451,7 +453,7 @@ class Conv1d(Module):
         if self.window.output_size(1, x.shape[2])[1] < 1:
             raise ValueError(f"{self!r}: input {tuple(x.shape)} is shorter than the kernel")
         self.save_for_backward(x)
-        y = conv2d_forward(x[:, :, None, :], self._weight_4d(), _data(self.bias),
+        y = conv2d_forward(x[:, :, None, :], self._weight_4d(), param_data(self.bias),
                            self.window, self.groups)
         return y[:, :, 0, :]
 
@@ -460,7 +462,7 @@ class Conv1d(Module):
         xp = backends.namespace(grad)
         dx, dw, db = conv2d_backward(x[:, :, None, :], grad[:, :, None, :], self._weight_4d(),
                                      self.window, self.groups, input_grad)
-        _accumulate(self, xp.reshape(dw, self.weight.shape), db)
+        accumulate_parameter_grads(self, xp.reshape(dw, self.weight.shape), db)
         return None if dx is None else dx[:, :, 0, :]
 
     def backward(self, grad):
@@ -536,7 +538,8 @@ class ConvTranspose2d(Module):
         dw = group_matmul(xp.matrix_transpose(rows), cols)
         kh, kw = self.window.kernel
         dw = xp.reshape(dw, (self.in_channels, kh, kw, -1))
-        _accumulate(self, xp.permute_dims(dw, (0, 3, 1, 2)), xp.sum(grad, axis=(0, 2, 3)))
+        accumulate_parameter_grads(self, xp.permute_dims(dw, (0, 3, 1, 2)),
+                                   xp.sum(grad, axis=(0, 2, 3)))
         if not input_grad:
             return None
         dx = group_matmul(cols, xp.matrix_transpose(self._weight_matrix(xp)))

@@ -117,14 +117,16 @@ class Plan:
     padded: tuple     # (H_p, W_p): the input padded, plus columns the last block overhangs
 
     @classmethod
-    def of(cls, x_shape, out_channels: int, window: Window) -> Plan:
+    def of(cls, x_shape, out_channels: int, window: Window, block_multiple: int = 1) -> Plan:
         """As many blocks as keep each at least MIN_BLOCK_COLUMNS wide (O·B), at least
-        one and at most OW, with B = ⌈OW / blocks⌉."""
+        one and at most OW, with B = ⌈OW / blocks⌉ rounded up to a multiple of
+        ``block_multiple``."""
         _, _, h, w = x_shape
         out_h, out_w = window.output_size(h, w)
         blocks = max(1, out_w * out_channels // MIN_BLOCK_COLUMNS)
         blocks = min(blocks, out_w)
         block = -(-out_w // blocks)
+        block = -(-block // block_multiple) * block_multiple
         blocks = -(-out_w // block)
         kw, sw, dw = window.kernel[1], window.stride[1], window.dilation[1]
         ph, pw = window.padding
@@ -213,7 +215,7 @@ def toeplitz_conv2d_forward(x, weight, bias, window: Window):
     return xp.permute_dims(y, (0, 2, 1, 3)), (r, t, plan, tuple(x.shape))
 
 
-def _output_rows(grad, plan: Plan):
+def output_rows(grad, plan: Plan):
     """dY (N·OH·nb, O·B) from grad (N, O, OH, OW); zeros where the last block overhangs."""
     xp = backends.namespace(grad)
     n, o = grad.shape[0], grad.shape[1]
@@ -234,18 +236,29 @@ def toeplitz_conv2d_backward(saved, grad, weight, window: Window, input_grad: bo
     r, t, plan, x_shape = saved
     xp = backends.namespace(grad)
     o = weight.shape[0]
-    dy = _output_rows(grad, plan)
-    db = xp.sum(xp.reshape(xp.sum(dy, axis=0), (o, plan.block)), axis=1)
+    dy = output_rows(grad, plan)
+    db = channel_sums(dy, o)
     dw = band_backward(xp.matrix_transpose(r) @ dy, window, plan, tuple(weight.shape))
     if not input_grad:
         return None, dw, db
+    return input_gradient(dy @ xp.matrix_transpose(t), window, plan, x_shape), dw, db
+
+
+def channel_sums(rows, channels: int):
+    """Σ over the rows and the block columns of each channel of (·, O·B) ``rows``."""
+    xp = backends.namespace(rows)
+    return xp.sum(xp.reshape(xp.sum(rows, axis=0), (channels, -1)), axis=1)
+
+
+def input_gradient(d_rows, window: Window, plan: Plan, x_shape):
+    """dx (N, C, H, W) from dR = dY Tᵀ (N·OH·nb, kh·C·L), summed back into the padded
+    input: kh·nb strided adds."""
+    xp = backends.namespace(d_rows)
     n, c, h, w = x_shape
     ph, pw = window.padding
     kh = window.kernel[0]
-    dr = xp.reshape(dy @ xp.matrix_transpose(t),
-                    (n, plan.out_h, plan.blocks, kh, c, plan.span))
-    dx = xp.zeros((n, plan.padded[0], c, plan.padded[1]), dtype=grad.dtype,
-                  device=grad.device)
+    dr = xp.reshape(d_rows, (n, plan.out_h, plan.blocks, kh, c, plan.span))
+    dx = xp.zeros((n, plan.padded[0], c, plan.padded[1]), dtype=dr.dtype, device=dr.device)
     for beta, i, rows, cols in _windows(window, plan):
         dx[:, rows, :, cols] += dr[:, :, beta, i, ...]
-    return xp.permute_dims(dx[:, ph:ph + h, :, pw:pw + w], (0, 2, 1, 3)), dw, db
+    return xp.permute_dims(dx[:, ph:ph + h, :, pw:pw + w], (0, 2, 1, 3))

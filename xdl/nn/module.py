@@ -280,11 +280,27 @@ def _moved(value, backend, dtype):
     return backends.to_device(value, target, dtype=new_dtype)
 
 
+#: Functions ``fuse(layers, x)`` that return a stage running the first few of
+#: ``layers`` on input ``x`` as one computation (an object with ``size``, the number
+#: of layers it replaces, ``__call__``, ``backward`` and ``backward_params``), or None.
+_fusions: list = []
+
+
+def register_fusion(fuse) -> None:
+    """Let :class:`Sequential` run a run of layers through ``fuse``'s stage."""
+    _fusions.append(fuse)
+
+
 class Sequential(Module):
     """Children applied in order; backward runs them in reverse.
 
     forward: y = f_n(... f_2(f_1(x)))
     backward: dx = f_1'(... f_n'(dy))
+
+    Where a registered fusion accepts a run of children for the input at hand (a
+    Conv2d → ReLU → MaxPool2d on the Toeplitz path: :mod:`xdl.nn.conv_relu_pool`),
+    that run goes through the fused stage, with the same result; the stages of the
+    last forward are what backward runs.
     """
 
     def __init__(self, *layers):
@@ -314,20 +330,37 @@ class Sequential(Module):
         setattr(self, str(len(self)), layer)
         return self
 
+    def _stage(self, layers, x):
+        """The fused stage for the start of ``layers``, else its first layer."""
+        for fuse in _fusions:
+            stage = fuse(layers, x)
+            if stage is not None:
+                return stage
+        return layers[0]
+
     def forward(self, x):
-        for layer in self._modules.values():
-            x = layer(x)
+        layers, stages = list(self._modules.values()), []
+        while layers:
+            stage = self._stage(layers, x)
+            size = 1 if isinstance(stage, Module) else stage.size
+            for skipped in layers[:size] if size > 1 else ():
+                object.__setattr__(skipped, "_saved", None)  # its state lives in the stage
+            x = stage(x)
+            stages.append(stage)
+            layers = layers[size:]
+        self.save_for_backward(stages)
         return x
 
     def backward(self, grad):
-        for layer in reversed(self._modules.values()):
-            grad = layer.backward(grad)
+        (stages,) = self.saved
+        for stage in reversed(stages):
+            grad = stage.backward(grad)
         return grad
 
     def backward_params(self, grad) -> None:
         """As backward, but the first layer skips its input gradient."""
-        layers = list(self._modules.values())
-        for layer in reversed(layers[1:]):
-            grad = layer.backward(grad)
-        if layers:
-            layers[0].backward_params(grad)
+        (stages,) = self.saved
+        for stage in reversed(stages[1:]):
+            grad = stage.backward(grad)
+        if stages:
+            stages[0].backward_params(grad)
