@@ -24,7 +24,8 @@ from xdl.nn.transformer import (
 
 __all__ = [
     "AdaptiveAvgPool2d", "AvgPool2d", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d",
-    "Conv1d", "Conv2d", "ConvTranspose2d", "CrossEntropyLoss", "Dropout", "Dropout2d", "ELU",
+    "Conv1d", "Conv2d", "ConvReLUPool", "ConvTranspose2d", "CrossEntropyLoss", "Dropout",
+    "Dropout2d", "ELU",
     "Embedding", "Flatten", "GRU", "GRUCell", "GlobalAvgPool2d", "Identity", "LSTM",
     "LSTMCell", "LayerNorm", "LeakyReLU", "Linear", "Loss", "MSELoss", "MaxPool2d", "Module",
     "Parameter", "PerceptronLoss", "RNN", "RNNCell", "ReLU", "Sequential", "Sigmoid",

@@ -90,7 +90,7 @@ def conv_relu_pool_forward(x, weight, bias, window, pool_kernel):
     if bias is not None:
         p = p + _tiled_bias(bias, p.shape[-1])
     z = xp.maximum(p, 0.0)                                        # (N, OH', nb·B'·O)
-    y = xp.reshape(z, (n, pooled.out_h, plan.blocks * pooled.block, o))[:, :, :pooled.out_w]
+    y = xp.reshape(z, (n, pooled.out_h, plan.blocks * pooled.block, o))[:, :, :pooled.out_w, :]
     saved = (r, bands, plan, tuple(x.shape), width_beats, height_beats, z) if track else None
     return xp.permute_dims(y, (0, 3, 1, 2)), saved
 

@@ -1,0 +1,143 @@
+"""The fused Conv2d → ReLU → MaxPool2d stage that Sequential runs on the Toeplitz path:
+gradients by finite differences, agreement with the three layers run one by one, where
+the fusion applies and where it does not, no_grad and saved-state handling, on every
+backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import on
+
+from xdl import backends
+from xdl.gradcheck import gradcheck
+from xdl.nn import Conv2d, LeakyReLU, MaxPool2d, ReLU, Sequential, no_grad
+from xdl.nn.conv_relu_pool import ConvReLUPool
+
+# (Conv2d arguments, MaxPool2d kernel, input shape)
+FUSED_CASES = {
+    "lenet-conv1": ((1, 6, 5), dict(padding=2), 2, (2, 1, 12, 12)),
+    "several-blocks-overhang": ((1, 6, 5), dict(padding=2), 2, (2, 1, 6, 26)),
+    "channels-stride-dilation": ((2, 5, 3), dict(stride=2, padding=2, dilation=2), 2,
+                                 (2, 2, 15, 19)),
+    "rect-pool-no-bias": ((3, 4, 3), dict(bias=False), (3, 2), (1, 3, 11, 14)),
+    "pool-3x3": ((2, 7, 3), dict(padding=1), 3, (2, 2, 9, 21)),
+}
+
+
+def _layers(case, dtype="float64"):
+    args, kwargs, pool_kernel, shape = FUSED_CASES[case]
+    conv = Conv2d(*args, **kwargs, algorithm="toeplitz").to(dtype=dtype)
+    return conv, ReLU(), MaxPool2d(pool_kernel), shape
+
+
+def _host(x):
+    return backends.to_numpy(x)
+
+
+@pytest.mark.parametrize("case", FUSED_CASES)
+def test_fused_stage_gradients(backend, rng, case):
+    conv, relu, pool, shape = _layers(case)
+    model = Sequential(conv, relu, pool)
+    x = on(backend, rng.normal(size=shape))
+    model(x)
+    assert isinstance(model.saved[0][0], ConvReLUPool)
+    assert gradcheck(model, x).ok
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 2e-5)])
+@pytest.mark.parametrize("case", FUSED_CASES)
+def test_fused_stage_matches_the_three_layers(backend, rng, case, dtype, rtol):
+    """Output, input gradient, dW and db of the stage and of the layers one by one."""
+    conv, relu, pool, shape = _layers(case, dtype)
+    model = Sequential(conv, relu, pool)
+    x = on(backend, rng.normal(size=shape), dtype)
+    results = []
+    for run in (lambda: model(x), lambda: pool(relu(conv(x)))):
+        conv.zero_grad()
+        y = run()
+        g = on(backend, np.linspace(-1, 1, int(np.prod(y.shape))).reshape(tuple(y.shape)),
+               dtype)
+        dx = (model.backward(g) if len(results) == 0
+              else conv.backward(relu.backward(pool.backward(g))))
+        results.append([_host(a) for a in (y, dx, *[p.grad for p in conv.parameters()])])
+    assert isinstance(model.saved[0][0], ConvReLUPool)
+    for fused, separate in zip(*results):
+        np.testing.assert_allclose(fused, separate, rtol=0,
+                                   atol=rtol * max(np.abs(separate).max(), 1.0))
+
+
+def test_backward_params_of_a_fused_first_stage(backend, rng):
+    conv, relu, pool, shape = _layers("lenet-conv1")
+    model = Sequential(conv, relu, pool)
+    x = on(backend, rng.normal(size=shape))
+    g = on(backend, rng.normal(size=(shape[0], 6, 6, 6)))
+    model(x)
+    model.backward_params(g)
+    fused = [_host(p.grad) for p in conv.parameters()]
+    conv.zero_grad()
+    pool(relu(conv(x)))
+    conv.backward_params(relu.backward(pool.backward(g)))
+    for got, expected in zip(fused, (_host(p.grad) for p in conv.parameters())):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def _toeplitz(kernel, padding):
+    return Conv2d(1, 6, kernel, padding=padding, algorithm="toeplitz")
+
+
+@pytest.mark.parametrize("layers, why", [
+    (lambda: [Conv2d(1, 6, 5, padding=2, algorithm="im2col"), ReLU(), MaxPool2d(2)],
+     "im2col convolution"),
+    (lambda: [_toeplitz(5, 2), LeakyReLU(), MaxPool2d(2)], "not a ReLU"),
+    (lambda: [_toeplitz(5, 2), ReLU(), MaxPool2d(2, stride=1)], "overlapping windows"),
+    (lambda: [_toeplitz(5, 2), ReLU(), MaxPool2d(2, padding=1)], "padded pool"),
+    (lambda: [_toeplitz(4, 1), ReLU(), MaxPool2d(2)], "odd output size"),
+    (lambda: [_toeplitz(5, 2), MaxPool2d(2), ReLU()], "pool before ReLU"),
+])
+def test_the_layers_run_one_by_one_where_the_fusion_does_not_apply(backend, rng, layers,
+                                                                    why):
+    model = Sequential(*layers()).to(dtype="float64")
+    x = on(backend, rng.normal(size=(2, 1, 12, 12)))
+    y = model(x)
+    assert not any(isinstance(stage, ConvReLUPool) for stage in model.saved[0]), why
+    separate = x
+    for layer in model:
+        separate = layer(separate)
+    np.testing.assert_array_equal(_host(y), _host(separate))
+
+
+def test_fused_stage_under_no_grad(backend, rng):
+    conv, relu, pool, shape = _layers("lenet-conv1")
+    model = Sequential(conv, relu, pool)
+    x = on(backend, rng.normal(size=shape))
+    with no_grad():
+        y = model(x)
+    np.testing.assert_allclose(_host(y), _host(pool(relu(conv(x)))), rtol=1e-12, atol=1e-12)
+    with pytest.raises(RuntimeError, match="without a forward pass"):
+        model.backward(y)
+
+
+def test_saved_states_restore_a_fused_stage(backend, rng):
+    """Two forwards, then the first one's backward after restoring its states (as a GAN's
+    discriminator does), give the gradients of that forward alone."""
+    conv, relu, pool, shape = _layers("lenet-conv1")
+    model = Sequential(conv, relu, pool)
+    first, second = (on(backend, rng.normal(size=shape)) for _ in range(2))
+    g = on(backend, rng.normal(size=(shape[0], 6, 6, 6)))
+    model(first)
+    alone = _host(model.backward(g))
+    model(first)
+    states = model.saved_states()
+    model(second)
+    model.restore_saved_states(states)
+    np.testing.assert_allclose(_host(model.backward(g)), alone, rtol=1e-12, atol=1e-12)
+
+
+def test_a_fused_stage_leaves_no_stale_state_in_its_layers(backend, rng):
+    conv, relu, pool, shape = _layers("lenet-conv1")
+    x = on(backend, rng.normal(size=shape))
+    pool(relu(conv(x)))                         # the layers on their own save state ...
+    Sequential(conv, relu, pool)(x)             # ... which the fused stage replaces
+    with pytest.raises(RuntimeError, match="without a forward pass"):
+        conv.backward(on(backend, rng.normal(size=(shape[0], 6, 12, 12))))
