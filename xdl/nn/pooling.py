@@ -140,10 +140,10 @@ class _Pool2d(Module):
                 rows, 0,
                 backends.empty_in_layout((stop - start, c, height, grad.shape[3]), grad,
                                          grad.dtype))
-            target = (dx[part, ...] if not any(pads) else backends.empty_in_layout(
-                (stop - start, c, height, width), grad, grad.dtype))
+            target, batch = (dx, part) if not any(pads) else (backends.empty_in_layout(
+                (stop - start, c, height, width), grad, grad.dtype), slice(None))
             self._scatter(unreduce(d_r, [s[part, ...] for s in width_state], len(cols)),
-                          cols, 1, target)
+                          cols, 1, target, batch)
             if any(pads):
                 dx[part, ...] = target[:, :, top:top + h, left:left + w]
         return dx
@@ -154,17 +154,18 @@ class _Pool2d(Module):
         return tuple(_axis_slices(k, s, d, o) for k, s, d, o in
                      zip(w.kernel, w.stride, w.dilation, out_size))
 
-    def _scatter(self, parts, slices, axis: int, target):
+    def _scatter(self, parts, slices, axis: int, target, batch=slice(None)):
         """``target`` (·, ·, H, W) with parts[k] put into slice k of spatial ``axis``
-        (0: rows, 1: columns): assigned where the windows tile the axis (each position
-        in exactly one window), else added onto zeros."""
+        (0: rows, 1: columns) of its ``batch`` rows: assigned where the windows tile the
+        axis (each position in exactly one window), else added onto zeros."""
         w = self.window
         k, s, d = w.kernel[axis], w.stride[axis], w.dilation[axis]
         tiles = s == k and d == 1 and parts[0].shape[2 + axis] * s == target.shape[2 + axis]
         if not tiles:
-            target[...] = 0.0
+            target[batch, ...] = 0.0
         for part, where in zip(parts, slices):
-            region = (..., where) if axis == 1 else (slice(None), slice(None), where, ...)
+            region = ((batch, slice(None), slice(None), where) if axis == 1
+                      else (batch, slice(None), where, slice(None)))
             if tiles:
                 target[region] = part
             else:
@@ -211,8 +212,7 @@ class MaxPool2d(_Pool2d):
             return (y, *beats)
 
         y, width_beats, height_beats = self.pool(x, reduce, out_size, pads)
-        if track:
-            self.save_for_backward(width_beats, height_beats, tuple(x.shape), pads)
+        self.save_for_backward(width_beats, height_beats, tuple(x.shape), pads)
         return y
 
     def backward(self, grad):
