@@ -37,6 +37,7 @@ from xdl import backends
 from xdl.nn.activation import ReLU
 from xdl.nn.conv import Conv2d, accumulate_parameter_grads, param_data
 from xdl.nn.conv_toeplitz import Plan, band, band_backward, input_gradient, rows_matrix
+from xdl.nn.functional import pad_spatial
 from xdl.nn.module import is_grad_enabled, register_fusion
 from xdl.nn.pooling import MaxPool2d, max_scan, max_scan_backward
 
@@ -95,18 +96,13 @@ def conv_relu_pool_forward(x, weight, bias, window, pool_kernel):
     return xp.permute_dims(y, (0, 3, 1, 2)), saved
 
 
-def _output_gradient(grad, z_shape, plan: Plan):
+def _output_gradient(grad, z_shape):
     """dz in z's layout (N, OH', nb·B'·O) from grad (N, O, OH', OW'); zeros where the
     last block overhangs."""
     xp = backends.namespace(grad)
     g = xp.permute_dims(grad, (0, 2, 3, 1))                       # (N, OH', OW', O)
-    n, out_h, out_w, o = g.shape
-    width = z_shape[-1] // o
-    if width != out_w:
-        padded = xp.zeros((n, out_h, width, o), dtype=grad.dtype, device=grad.device)
-        padded[:, :, :out_w, :] = g
-        g = padded
-    return xp.reshape(g, z_shape)
+    overhang = z_shape[-1] // g.shape[3] - g.shape[2]
+    return xp.reshape(pad_spatial(g, (0, 0), extra=(0, overhang)), z_shape)
 
 
 def conv_relu_pool_backward(saved, grad, weight, window, pool_kernel, input_grad=True):
@@ -115,7 +111,7 @@ def conv_relu_pool_backward(saved, grad, weight, window, pool_kernel, input_grad
     xp = backends.namespace(grad)
     n, o = x_shape[0], weight.shape[0]
     kh = pool_kernel[0]
-    dz = _output_gradient(grad, tuple(z.shape), plan)
+    dz = _output_gradient(grad, tuple(z.shape))
     dp = dz * xp.astype(z > 0.0, dz.dtype)
     db = xp.sum(xp.reshape(xp.sum(xp.reshape(dp, (-1, z.shape[2])), axis=0), (-1, o)), axis=0)
     dm = xp.empty((n, z.shape[1], kh, z.shape[2]), dtype=grad.dtype, device=grad.device)
@@ -141,14 +137,16 @@ class ConvReLUPool:
     themselves save nothing, so backward goes through the Sequential that ran it.
     """
 
-    size = 3
-
-    def __init__(self, conv: Conv2d, pool: MaxPool2d):
+    def __init__(self, conv: Conv2d, relu: ReLU, pool: MaxPool2d):
+        self.layers = (conv, relu, pool)
         self.conv, self.pool = conv, pool
         self.saved = None
 
     def __call__(self, x):
+        """The three layers' output; their own saved states are cleared, since the
+        stage holds what backward needs."""
         conv = self.conv
+        conv.restore_saved_states([(layer, None) for layer in self.layers])
         y, self.saved = conv_relu_pool_forward(x, conv.weight.data, param_data(conv.bias),
                                                conv.window, self.pool.window.kernel)
         return y
@@ -192,7 +190,7 @@ def fuse(layers, x):
     out_size = conv.window.output_size(x.shape[2], x.shape[3])
     if min(out_size) < 1 or not _pool_tiles(pool, out_size):
         return None
-    return ConvReLUPool(conv, pool)
+    return ConvReLUPool(conv, relu, pool)
 
 
 register_fusion(fuse)

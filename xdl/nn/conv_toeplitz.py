@@ -222,11 +222,7 @@ def output_rows(grad, plan: Plan):
     g = xp.permute_dims(grad, (0, 2, 1, 3))                       # (N, OH, O, OW)
     if plan.blocks == 1:
         return xp.reshape(g, (n * plan.out_h, o * plan.out_w))
-    width = plan.blocks * plan.block
-    if width != plan.out_w:
-        padded = xp.zeros((n, plan.out_h, o, width), dtype=grad.dtype, device=grad.device)
-        padded[..., :plan.out_w] = g
-        g = padded
+    g = pad_spatial(g, (0, 0), axes=(1, 3), extra=(0, plan.blocks * plan.block - plan.out_w))
     g = xp.reshape(g, (n, plan.out_h, o, plan.blocks, plan.block))
     return xp.reshape(xp.permute_dims(g, (0, 1, 3, 2, 4)), (-1, o * plan.block))
 

@@ -281,8 +281,8 @@ def _moved(value, backend, dtype):
 
 
 #: Functions ``fuse(layers, x)`` that return a stage running the first few of
-#: ``layers`` on input ``x`` as one computation (an object with ``size``, the number
-#: of layers it replaces, ``__call__``, ``backward`` and ``backward_params``), or None.
+#: ``layers`` on input ``x`` as one computation (an object with ``layers``, the ones it
+#: replaces, ``__call__``, ``backward`` and ``backward_params``), or None.
 _fusions: list = []
 
 
@@ -342,12 +342,9 @@ class Sequential(Module):
         layers, stages = list(self._modules.values()), []
         while layers:
             stage = self._stage(layers, x)
-            size = 1 if isinstance(stage, Module) else stage.size
-            for skipped in layers[:size] if size > 1 else ():
-                object.__setattr__(skipped, "_saved", None)  # its state lives in the stage
             x = stage(x)
             stages.append(stage)
-            layers = layers[size:]
+            layers = layers[1 if isinstance(stage, Module) else len(stage.layers):]
         self.save_for_backward(stages)
         return x
 
