@@ -1,4 +1,5 @@
-"""The fused Conv2d → ReLU → MaxPool2d stage that Sequential runs on the Toeplitz path:
+"""The fused Conv2d → ReLU → MaxPool2d stage that Sequential runs on the Toeplitz and
+DFT paths:
 gradients by finite differences, agreement with the three layers run one by one, where
 the fusion applies and where it does not, no_grad and saved-state handling, on every
 backend."""
@@ -14,7 +15,8 @@ from xdl.gradcheck import gradcheck
 from xdl.nn import Conv2d, LeakyReLU, MaxPool2d, ReLU, Sequential, no_grad
 from xdl.nn.conv_relu_pool import ConvReLUPool
 
-# (Conv2d arguments, MaxPool2d kernel, input shape)
+# (Conv2d arguments, MaxPool2d kernel, input shape); the convolution takes the Toeplitz
+# path unless the arguments say otherwise
 FUSED_CASES = {
     "lenet-conv1": ((1, 6, 5), dict(padding=2), 2, (2, 1, 12, 12)),
     "several-blocks-overhang": ((1, 6, 5), dict(padding=2), 2, (2, 1, 6, 26)),
@@ -22,13 +24,25 @@ FUSED_CASES = {
                                  (2, 2, 15, 19)),
     "rect-pool-no-bias": ((3, 4, 3), dict(bias=False), (3, 2), (1, 3, 11, 14)),
     "pool-3x3": ((2, 7, 3), dict(padding=1), 3, (2, 2, 9, 21)),
+    "dft-lenet-conv2": ((6, 16, 5), dict(algorithm="dft"), 2, (2, 6, 14, 14)),
+    "dft-padding-rect-pool-no-bias": ((3, 4, 3), dict(padding=1, bias=False, algorithm="dft"),
+                                      (2, 3), (2, 3, 8, 9)),
+    "dft-pool-3x3-batch-1": ((2, 5, 5), dict(padding=2, algorithm="dft"), 3, (1, 2, 9, 12)),
 }
 
 
 def _layers(case, dtype="float64"):
     args, kwargs, pool_kernel, shape = FUSED_CASES[case]
-    conv = Conv2d(*args, **kwargs, algorithm="toeplitz").to(dtype=dtype)
+    conv = Conv2d(*args, **{"algorithm": "toeplitz", **kwargs}).to(dtype=dtype)
     return conv, ReLU(), MaxPool2d(pool_kernel), shape
+
+
+def _fused_stage(model, conv):
+    """The stage the model's last forward ran first, checked to be the fused one on the
+    convolution's path."""
+    stage = model.saved[0][0]
+    assert isinstance(stage, ConvReLUPool) and stage.algorithm == conv.algorithm
+    return stage
 
 
 def _host(x):
@@ -41,7 +55,7 @@ def test_fused_stage_gradients(backend, rng, case):
     model = Sequential(conv, relu, pool)
     x = on(backend, rng.normal(size=shape))
     model(x)
-    assert isinstance(model.saved[0][0], ConvReLUPool)
+    _fused_stage(model, conv)
     assert gradcheck(model, x).ok
 
 
@@ -61,18 +75,20 @@ def test_fused_stage_matches_the_three_layers(backend, rng, case, dtype, rtol):
         dx = (model.backward(g) if len(results) == 0
               else conv.backward(relu.backward(pool.backward(g))))
         results.append([_host(a) for a in (y, dx, *[p.grad for p in conv.parameters()])])
-    assert isinstance(model.saved[0][0], ConvReLUPool)
+    _fused_stage(model, conv)
     for fused, separate in zip(*results):
         np.testing.assert_allclose(fused, separate, rtol=0,
                                    atol=rtol * max(np.abs(separate).max(), 1.0))
 
 
-def test_backward_params_of_a_fused_first_stage(backend, rng):
-    conv, relu, pool, shape = _layers("lenet-conv1")
+@pytest.mark.parametrize("case", ["lenet-conv1", "dft-lenet-conv2"])
+def test_backward_params_of_a_fused_first_stage(backend, rng, case):
+    conv, relu, pool, shape = _layers(case)
     model = Sequential(conv, relu, pool)
     x = on(backend, rng.normal(size=shape))
-    g = on(backend, rng.normal(size=(shape[0], 6, 6, 6)))
-    model(x)
+    y = model(x)
+    _fused_stage(model, conv)
+    g = on(backend, rng.normal(size=tuple(y.shape)))
     model.backward_params(g)
     fused = [_host(p.grad) for p in conv.parameters()]
     conv.zero_grad()
@@ -94,6 +110,10 @@ def _toeplitz(kernel, padding):
     (lambda: [_toeplitz(5, 2), ReLU(), MaxPool2d(2, padding=1)], "padded pool"),
     (lambda: [_toeplitz(4, 1), ReLU(), MaxPool2d(2)], "odd output size"),
     (lambda: [_toeplitz(5, 2), MaxPool2d(2), ReLU()], "pool before ReLU"),
+    (lambda: [Conv2d(1, 6, 4, padding=1, algorithm="dft"), ReLU(), MaxPool2d(2)],
+     "odd output size, DFT path"),
+    (lambda: [Conv2d(1, 6, 5, padding=2, algorithm="dft"), ReLU(), MaxPool2d(3, stride=2)],
+     "overlapping windows, DFT path"),
 ])
 def test_the_layers_run_one_by_one_where_the_fusion_does_not_apply(backend, rng, layers,
                                                                     why):
@@ -107,8 +127,9 @@ def test_the_layers_run_one_by_one_where_the_fusion_does_not_apply(backend, rng,
     np.testing.assert_array_equal(_host(y), _host(separate))
 
 
-def test_fused_stage_under_no_grad(backend, rng):
-    conv, relu, pool, shape = _layers("lenet-conv1")
+@pytest.mark.parametrize("case", ["lenet-conv1", "dft-lenet-conv2"])
+def test_fused_stage_under_no_grad(backend, rng, case):
+    conv, relu, pool, shape = _layers(case)
     model = Sequential(conv, relu, pool)
     x = on(backend, rng.normal(size=shape))
     with no_grad():
@@ -118,14 +139,14 @@ def test_fused_stage_under_no_grad(backend, rng):
         model.backward(y)
 
 
-def test_saved_states_restore_a_fused_stage(backend, rng):
+@pytest.mark.parametrize("case", ["lenet-conv1", "dft-lenet-conv2"])
+def test_saved_states_restore_a_fused_stage(backend, rng, case):
     """Two forwards, then the first one's backward after restoring its states (as a GAN's
     discriminator does), give the gradients of that forward alone."""
-    conv, relu, pool, shape = _layers("lenet-conv1")
+    conv, relu, pool, shape = _layers(case)
     model = Sequential(conv, relu, pool)
     first, second = (on(backend, rng.normal(size=shape)) for _ in range(2))
-    g = on(backend, rng.normal(size=(shape[0], 6, 6, 6)))
-    model(first)
+    g = on(backend, rng.normal(size=tuple(model(first).shape)))
     alone = _host(model.backward(g))
     model(first)
     states = model.saved_states()

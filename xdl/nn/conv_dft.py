@@ -163,10 +163,10 @@ def kernel_transform_backward(dv, t: _Transforms, weight_shape):
     return xp.permute_dims(xp.reshape(xp.real(dtaps), (kh, kw, c, o)), (3, 2, 0, 1))
 
 
-def dft_conv2d_forward(x, weight, bias, window: Window):
-    """(y, saved): y = conv(x) (N, O, OH, OW), stored (OH, OW, N, O) in memory, and what
-    :func:`dft_conv2d_backward` needs. Each step contracts one axis with one product
-    and leaves the next one's operand in place, so no intermediate is transposed."""
+def dft_conv2d_rows(x, weight, bias, window: Window):
+    """(y, saved): y = conv(x) as (OH, OW, N·O), and what :func:`dft_conv2d_rows_backward`
+    needs. Each step contracts one axis with one product and leaves the next one's
+    operand in place, so no intermediate is transposed."""
     xp = backends.namespace(x)
     n, c, h, w = x.shape
     o = weight.shape[0]
@@ -182,8 +182,16 @@ def dft_conv2d_forward(x, weight, bias, window: Window):
         z[0, 0, :] = z[0, 0, :] + _dc_bias(bias, n, s_h * (w + 2 * window.padding[1]))
     q = _t(t.gw) @ z                                                           # (S_h, OW, N·O)
     y = xp.real(_t(t.gh) @ xp.reshape(q, (s_h, -1)))                           # (OH, OW·N·O)
-    y = xp.reshape(y, (t.gh.shape[1], t.gw.shape[1], n, o))
-    return xp.permute_dims(y, (2, 3, 0, 1)), (b, v, tuple(x.shape))
+    return xp.reshape(y, (t.gh.shape[1], t.gw.shape[1], n * o)), (b, v, tuple(x.shape))
+
+
+def dft_conv2d_forward(x, weight, bias, window: Window):
+    """(y, saved): y = conv(x) (N, O, OH, OW), stored (OH, OW, N, O) in memory, and what
+    :func:`dft_conv2d_backward` needs."""
+    xp = backends.namespace(x)
+    y, saved = dft_conv2d_rows(x, weight, bias, window)
+    y = xp.reshape(y, (y.shape[0], y.shape[1], x.shape[0], weight.shape[0]))
+    return xp.permute_dims(y, (2, 3, 0, 1)), saved
 
 
 def _dc_bias(bias, n: int, bins: int):
@@ -196,13 +204,21 @@ def _dc_bias(bias, n: int, bins: int):
 
 def dft_conv2d_backward(saved, grad, weight, window: Window, input_grad: bool = True):
     """(dx or None, dW, db) of :func:`dft_conv2d_forward` for the output gradient."""
-    b, v, x_shape = saved
     xp = backends.namespace(grad)
+    dy = xp.reshape(xp.permute_dims(grad, (2, 3, 0, 1)), (grad.shape[2], grad.shape[3], -1))
+    return dft_conv2d_rows_backward(saved, dy, weight, window, input_grad)
+
+
+def dft_conv2d_rows_backward(saved, dy, weight, window: Window, input_grad: bool = True):
+    """(dx or None, dW, db) of :func:`dft_conv2d_rows` for the gradient dy (OH, OW, N·O)
+    of its output; dx is (N, C, H, W), stored (H, W, N, C) in memory."""
+    b, v, x_shape = saved
+    xp = backends.namespace(dy)
     n, c, h, w = x_shape
-    o, out_h, out_w = grad.shape[1], grad.shape[2], grad.shape[3]
-    t = _transforms(grad, x_shape, window)
+    o, (out_h, out_w) = weight.shape[0], dy.shape[:2]
+    t = _transforms(dy, x_shape, window)
     f, s_h = t.fw_x.shape[1], t.fh_x.shape[1]
-    dy = xp.astype(xp.reshape(xp.permute_dims(grad, (2, 3, 0, 1)), (out_h, -1)), t.gh.dtype)
+    dy = xp.astype(xp.reshape(dy, (out_h, -1)), t.gh.dtype)
     dq = xp.conj(t.gh) @ dy                                                   # (S_h, OW·N·O)
     dz = xp.conj(t.gw) @ xp.reshape(dq, (s_h, out_w, n * o))                  # (S_h, F, N·O)
     dz = xp.reshape(dz, (s_h * f, n, o))

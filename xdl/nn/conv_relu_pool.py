@@ -1,4 +1,5 @@
-"""Conv2d → ReLU → MaxPool2d run as one computation on the Toeplitz product.
+"""Conv2d → ReLU → MaxPool2d run as one computation on the Toeplitz product, and the
+stage that Sequential runs for the three layers on the Toeplitz and DFT paths.
 
 The Toeplitz path (:mod:`xdl.nn.conv_toeplitz`) computes the convolution as one
 product Y = R T with rows (n, a, β) (image, output row, block) and columns (o, x)
@@ -23,10 +24,13 @@ Backward, with dz the output gradient in z's layout:
 
     dP = dz·[z > 0],  db = Σ dP
     dM rows (n, a', i, β) ← dP routed by b_h;  dY_j ← dM routed by b_w
-    dT_j = Rᵀ dY_j → dW,  dR = Σ_j dY_j T_jᵀ → dx   (as in the Toeplitz path)
+    dT = Rᵀ [dY_0 | … | dY_{kw−1}] → dW,  dR = [dY_0 | …] [T_0 | …]ᵀ → dx
+
+(one product over the bands side by side: BLAS runs it faster than kw narrower ones).
 
 :class:`ConvReLUPool` is the stage :class:`~xdl.nn.module.Sequential` runs in place
-of the three layers when :func:`fuse` accepts them.
+of the three layers when :func:`fuse` accepts them; on the DFT path it runs
+:mod:`xdl.nn.conv_dft_relu_pool` instead.
 """
 
 from __future__ import annotations
@@ -36,28 +40,27 @@ from dataclasses import replace
 from xdl import backends
 from xdl.nn.activation import ReLU
 from xdl.nn.conv import Conv2d, accumulate_parameter_grads, param_data
+from xdl.nn.conv_dft_relu_pool import dft_relu_pool_backward, dft_relu_pool_forward
 from xdl.nn.conv_toeplitz import Plan, band, band_backward, input_gradient, rows_matrix
 from xdl.nn.functional import pad_spatial
 from xdl.nn.module import is_grad_enabled, register_fusion
 from xdl.nn.pooling import MaxPool2d, max_scan, max_scan_backward
 
 
-def pool_bands(t, out_channels: int, plan: Plan, kw: int) -> list:
-    """T (·, O·B), columns (o, x) → the kw bands T_j (·, B/kw·O), columns (x', o) with
-    x = kw·x' + j."""
+def pool_bands(t, out_channels: int, plan: Plan, kw: int):
+    """T (·, O·B), columns (o, x) → [T_0 | … | T_{kw−1}] (·, O·B): the bands T_j
+    (·, B/kw·O), columns (x', o) with x = kw·x' + j, side by side."""
     xp = backends.namespace(t)
     t = xp.reshape(t, (t.shape[0], out_channels, plan.block // kw, kw))
-    return [xp.reshape(xp.permute_dims(t[..., j], (0, 2, 1)), (t.shape[0], -1))
-            for j in range(kw)]
+    return xp.reshape(xp.permute_dims(t, (0, 3, 2, 1)), (t.shape[0], -1))
 
 
-def pool_bands_backward(d_bands, out_channels: int, plan: Plan):
-    """dT (·, O·B), columns (o, x), from the gradients dT_j of :func:`pool_bands`."""
-    xp = backends.namespace(d_bands[0])
-    rows, kw = d_bands[0].shape[0], len(d_bands)
-    dt = xp.stack([xp.reshape(d, (rows, plan.block // kw, out_channels)) for d in d_bands],
-                  axis=-1)                                        # (·, B', O, kw)
-    return xp.reshape(xp.permute_dims(dt, (0, 2, 1, 3)), (rows, out_channels * plan.block))
+def pool_bands_backward(d_bands, out_channels: int, plan: Plan, kw: int):
+    """dT (·, O·B), columns (o, x), from the gradient of :func:`pool_bands`'s output."""
+    xp = backends.namespace(d_bands)
+    rows = d_bands.shape[0]
+    dt = xp.reshape(d_bands, (rows, kw, plan.block // kw, out_channels))
+    return xp.reshape(xp.permute_dims(dt, (0, 3, 2, 1)), (rows, out_channels * plan.block))
 
 
 def pooled_plan(plan: Plan, pool_kernel) -> Plan:
@@ -85,7 +88,9 @@ def conv_relu_pool_forward(x, weight, bias, window, pool_kernel):
     track = is_grad_enabled()
     r = rows_matrix(x, window, plan)
     bands = pool_bands(band(weight, window, plan), o, plan, kw)
-    m, width_beats = max_scan([r @ t_j for t_j in bands], track)   # (N·OH·nb, B'·O)
+    width = bands.shape[1] // kw
+    m, width_beats = max_scan([r @ bands[:, j * width:(j + 1) * width] for j in range(kw)],
+                              track)                              # (N·OH·nb, B'·O)
     m = xp.reshape(m, (n, pooled.out_h, kh, -1))
     p, height_beats = max_scan([m[:, :, i, :] for i in range(kh)], track)
     if bias is not None:
@@ -109,37 +114,43 @@ def conv_relu_pool_backward(saved, grad, weight, window, pool_kernel, input_grad
     """(dx or None, dW, db) of :func:`conv_relu_pool_forward` for the output gradient."""
     r, bands, plan, x_shape, width_beats, height_beats, z = saved
     xp = backends.namespace(grad)
-    n, o = x_shape[0], weight.shape[0]
-    kh = pool_kernel[0]
+    o = weight.shape[0]
     dz = _output_gradient(grad, tuple(z.shape))
     dp = dz * xp.astype(z > 0.0, dz.dtype)
     db = xp.sum(xp.reshape(xp.sum(xp.reshape(dp, (-1, z.shape[2])), axis=0), (-1, o)), axis=0)
-    dm = xp.empty((n, z.shape[1], kh, z.shape[2]), dtype=grad.dtype, device=grad.device)
-    for i, part in enumerate(max_scan_backward(dp, height_beats)):
-        dm[:, :, i, :] = part
-    dys = max_scan_backward(xp.reshape(dm, (-1, z.shape[2] // plan.blocks)), width_beats)
-    r_t = xp.matrix_transpose(r)
-    d_band = pool_bands_backward([r_t @ dy for dy in dys], o, plan)
+    dm = xp.stack(max_scan_backward(dp, height_beats), axis=2)   # (N, OH', kh, nb·B'·O)
+    dm = xp.reshape(dm, (-1, z.shape[2] // plan.blocks))
+    dy = xp.stack(max_scan_backward(dm, width_beats), axis=1)     # (N·OH·nb, kw, B'·O)
+    dy = xp.reshape(dy, (dm.shape[0], -1))
+    d_band = pool_bands_backward(xp.matrix_transpose(r) @ dy, o, plan, pool_kernel[1])
     dw = band_backward(d_band, window, plan, tuple(weight.shape))
     if not input_grad:
         return None, dw, db
-    d_rows = dys[0] @ xp.matrix_transpose(bands[0])
-    for dy, t_j in zip(dys[1:], bands[1:]):
-        d_rows = d_rows + dy @ xp.matrix_transpose(t_j)
+    d_rows = dy @ xp.matrix_transpose(bands)
     return input_gradient(d_rows, window, plan, x_shape), dw, db
+
+
+#: The fused computation, (forward, backward), for each convolution algorithm it covers.
+FUSED_PATHS = {
+    "toeplitz": (conv_relu_pool_forward, conv_relu_pool_backward),
+    "dft": (dft_relu_pool_forward, dft_relu_pool_backward),
+}
 
 
 class ConvReLUPool:
     """The stage that runs a Conv2d, a ReLU and a tiling MaxPool2d as one (see the
-    module docstring); the three modules keep their parameters and state_dict names.
+    module docstring) on the convolution's ``algorithm`` (a key of FUSED_PATHS); the
+    three modules keep their parameters and state_dict names.
 
     The gradients are accumulated into the Conv2d's parameters; the three modules
     themselves save nothing, so backward goes through the Sequential that ran it.
     """
 
-    def __init__(self, conv: Conv2d, relu: ReLU, pool: MaxPool2d):
+    def __init__(self, conv: Conv2d, relu: ReLU, pool: MaxPool2d, algorithm: str = "toeplitz"):
         self.layers = (conv, relu, pool)
         self.conv, self.pool = conv, pool
+        self.algorithm = algorithm
+        self._forward, self._backward_pass = FUSED_PATHS[algorithm]
         self.saved = None
 
     def __call__(self, x):
@@ -147,17 +158,17 @@ class ConvReLUPool:
         stage holds what backward needs."""
         conv = self.conv
         conv.restore_saved_states([(layer, None) for layer in self.layers])
-        y, self.saved = conv_relu_pool_forward(x, conv.weight.data, param_data(conv.bias),
-                                               conv.window, self.pool.window.kernel)
+        y, self.saved = self._forward(x, conv.weight.data, param_data(conv.bias),
+                                      conv.window, self.pool.window.kernel)
         return y
 
     def _backward(self, grad, input_grad: bool):
         if self.saved is None:
             raise RuntimeError("Conv2d → ReLU → MaxPool2d: backward called without a "
                                "forward pass to differentiate (it ran under no_grad())")
-        dx, dw, db = conv_relu_pool_backward(self.saved, grad, self.conv.weight.data,
-                                             self.conv.window, self.pool.window.kernel,
-                                             input_grad)
+        dx, dw, db = self._backward_pass(self.saved, grad, self.conv.weight.data,
+                                         self.conv.window, self.pool.window.kernel,
+                                         input_grad)
         accumulate_parameter_grads(self.conv, dw, db)
         return dx
 
@@ -178,19 +189,20 @@ def _pool_tiles(pool, out_size) -> bool:
 
 def fuse(layers, x):
     """A :class:`ConvReLUPool` for ``layers[:3]`` on input ``x`` when they are a Conv2d
-    that takes the Toeplitz path, a ReLU and a MaxPool2d whose windows tile the
+    that takes a path of FUSED_PATHS, a ReLU and a MaxPool2d whose windows tile the
     convolution's output; else None."""
     if len(layers) < 3 or x.ndim != 4:
         return None
     conv, relu, pool = layers[:3]
     if not (type(conv) is Conv2d and type(relu) is ReLU and type(pool) is MaxPool2d):
         return None
-    if x.shape[1] != conv.in_channels or conv.algorithm_for(tuple(x.shape)) != "toeplitz":
+    if x.shape[1] != conv.in_channels:
         return None
+    algorithm = conv.algorithm_for(tuple(x.shape))
     out_size = conv.window.output_size(x.shape[2], x.shape[3])
-    if min(out_size) < 1 or not _pool_tiles(pool, out_size):
+    if algorithm not in FUSED_PATHS or min(out_size) < 1 or not _pool_tiles(pool, out_size):
         return None
-    return ConvReLUPool(conv, relu, pool)
+    return ConvReLUPool(conv, relu, pool, algorithm)
 
 
 register_fusion(fuse)
