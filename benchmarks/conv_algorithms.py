@@ -1,7 +1,7 @@
-"""Conv2d's three algorithms, im2col, DFT and Toeplitz, on the convolutions of the models
-here: forward + backward time of each, and the one ``algorithm="auto"`` picks
-(``Conv2d.algorithm_for``: ``conv_dft.dft_is_cheaper``, then
-``conv_toeplitz.toeplitz_is_cheaper``).
+"""Conv2d's three algorithms, im2col, DFT (in its real and its complex form) and
+Toeplitz, on the convolutions of the models here: forward + backward time of each, and
+the one ``algorithm="auto"`` picks (``Conv2d.algorithm_for``: ``conv_dft.dft_is_cheaper``,
+then ``conv_toeplitz.toeplitz_is_cheaper``; the DFT's form by ``conv_dft.uses_real_form``).
 
     python benchmarks/conv_algorithms.py --threads 2 --json benchmarks/results/conv-algorithms.json
 
@@ -53,9 +53,13 @@ import numpy as np  # noqa: E402  (after pin_threads)
 from timing import settle_allocator, timed  # noqa: E402
 
 from xdl.backends import same_layout  # noqa: E402
+from xdl.nn import conv_dft  # noqa: E402
 from xdl.nn.conv import CHANNEL_MAJOR_BELOW, Conv2d  # noqa: E402
 
-ALGORITHMS = ("im2col", "dft", "toeplitz")
+ALGORITHMS = ("im2col", "dft-real", "dft-complex", "toeplitz")
+
+#: conv_dft.REAL_FORM_MAX_CHANNEL_PAIRS values that pin the DFT's form
+FORM_PINS = {"dft-real": 10**9, "dft-complex": 0}
 
 
 def stored_like_a_convolution_output(x, algorithm):
@@ -75,14 +79,23 @@ def training_step(images, algorithm, out_channels, kernel, padding):
     """One forward + backward of a fresh ``algorithm`` layer, as a function."""
     x = stored_like_a_convolution_output(images, algorithm)
     layer = Conv2d(images.shape[1], out_channels, kernel, padding=padding,
-                   algorithm=algorithm)
-    y = layer(x)
-    grad = same_layout(np.ones(y.shape, np.float32), y)
+                   algorithm=algorithm.split("-")[0])
+    automatic = conv_dft.REAL_FORM_MAX_CHANNEL_PAIRS
+    pinned = FORM_PINS.get(algorithm, automatic)
     backward = layer.backward_params if x.shape[1] == 1 else layer.backward
 
+    def pinned_form(run):
+        conv_dft.REAL_FORM_MAX_CHANNEL_PAIRS = pinned
+        try:
+            return run()
+        finally:
+            conv_dft.REAL_FORM_MAX_CHANNEL_PAIRS = automatic
+
+    y = pinned_form(lambda: layer(x))
+    grad = same_layout(np.ones(y.shape, np.float32), y)
+
     def step():
-        layer(x)
-        backward(grad)
+        pinned_form(lambda: (layer(x), backward(grad)))
 
     step()
     return step
@@ -101,6 +114,8 @@ def main():
                 best[algorithm] = min(best[algorithm], timed(step))
         times = {a: seconds * 60000 / batch for a, seconds in best.items()}
         auto = Conv2d(c, o, k, padding=p).algorithm_for(images.shape)
+        if auto == "dft":
+            auto += "-real" if conv_dft.uses_real_form(c, o) else "-complex"
         result = {"layer": name, "batch": batch, "shape": [c, o, k, p, side],
                   "seconds_per_epoch": times, "auto": auto,
                   "fastest": min(times, key=times.get)}

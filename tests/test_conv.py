@@ -10,6 +10,7 @@ from xdl import backends, nn
 from xdl.backends import to_numpy
 from xdl.gradcheck import gradcheck
 from xdl.models import create
+from xdl.nn import conv_dft
 from xdl.nn.conv import Conv1d, Conv2d, ConvTranspose2d
 
 CONV2D = {
@@ -186,23 +187,36 @@ TOEPLITZ_CASES = {
 }
 
 
+# the DFT in both of its forms (real and complex arithmetic), and the Toeplitz path
 ALGORITHM_CASES = {f"{algorithm}-{case}": (algorithm, cases[case])
-                   for algorithm, cases in (("dft", DFT_CASES), ("toeplitz", TOEPLITZ_CASES))
+                   for algorithm, cases in (("dft-real", DFT_CASES), ("dft-complex", DFT_CASES),
+                                            ("toeplitz", TOEPLITZ_CASES))
                    for case in cases}
 
 
+def pinned_algorithm(name: str, monkeypatch) -> str:
+    """The Conv2d algorithm of a case; "dft-real" and "dft-complex" pin the DFT's form."""
+    if not name.startswith("dft-"):
+        return name
+    monkeypatch.setattr(conv_dft, "REAL_FORM_MAX_CHANNEL_PAIRS",
+                        10**9 if name == "dft-real" else 0)
+    return "dft"
+
+
 @pytest.mark.parametrize("case", ALGORITHM_CASES)
-def test_conv2d_algorithm_gradients(backend, rng, case):
-    algorithm, (args, kwargs, shape) = ALGORITHM_CASES[case]
+def test_conv2d_algorithm_gradients(backend, rng, case, monkeypatch):
+    name, (args, kwargs, shape) = ALGORITHM_CASES[case]
+    algorithm = pinned_algorithm(name, monkeypatch)
     layer = Conv2d(*args, **kwargs, algorithm=algorithm).to(dtype="float64")
     assert gradcheck(layer, on(backend, rng.normal(size=shape))).ok
 
 
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 2e-5)])
 @pytest.mark.parametrize("case", ALGORITHM_CASES)
-def test_conv2d_algorithm_matches_im2col(backend, rng, case, dtype, rtol):
+def test_conv2d_algorithm_matches_im2col(backend, rng, case, dtype, rtol, monkeypatch):
     """Outputs, input gradients and parameter gradients of each algorithm and im2col agree."""
-    algorithm, (args, kwargs, shape) = ALGORITHM_CASES[case]
+    name, (args, kwargs, shape) = ALGORITHM_CASES[case]
+    algorithm = pinned_algorithm(name, monkeypatch)
     im2col_layer, other_layer = (Conv2d(*args, **kwargs, algorithm=name)
                                  for name in ("im2col", algorithm))
     other_layer.load_state_dict(im2col_layer.state_dict())
@@ -238,6 +252,11 @@ def test_auto_takes_the_dft_where_it_is_estimated_at_most_half_im2cols_cost(rng)
     assert layer.saved[0] == "dft"  # kept the transformed input, not x
     layer.backward_params(np.ones((1, 64, 14, 14), np.float32))
     assert layer.weight.grad.shape == (64, 32, 5, 5)
+
+
+def test_the_dft_takes_its_real_form_for_few_channels():
+    assert conv_dft.uses_real_form(6, 16)          # LeNet-5's conv 2
+    assert not conv_dft.uses_real_form(32, 64)     # the book CNN's conv 2
 
 
 def test_auto_takes_the_toeplitz_path_where_im2cols_product_is_narrow(rng):

@@ -12,7 +12,7 @@ from conftest import on
 
 from xdl import backends
 from xdl.gradcheck import gradcheck
-from xdl.nn import Conv2d, LeakyReLU, MaxPool2d, ReLU, Sequential, no_grad
+from xdl.nn import Conv2d, LeakyReLU, MaxPool2d, ReLU, Sequential, conv_dft, no_grad
 from xdl.nn.conv_relu_pool import ConvReLUPool
 
 # (Conv2d arguments, MaxPool2d kernel, input shape); the convolution takes the Toeplitz
@@ -29,9 +29,16 @@ FUSED_CASES = {
                                       (2, 3), (2, 3, 8, 9)),
     "dft-pool-3x3-batch-1": ((2, 5, 5), dict(padding=2, algorithm="dft"), 3, (1, 2, 9, 12)),
 }
+# the DFT cases again in the DFT's complex form (the ones above take its real form)
+FUSED_CASES.update({"dft-complex" + name[3:]: case for name, case in FUSED_CASES.items()
+                    if name.startswith("dft-")})
+DFT_FIRST_STAGES = ["lenet-conv1", "dft-lenet-conv2", "dft-complex-lenet-conv2"]
 
 
-def _layers(case, dtype="float64"):
+def _layers(case, monkeypatch, dtype="float64"):
+    """The three layers of a case and its input shape; pins the DFT's form."""
+    monkeypatch.setattr(conv_dft, "REAL_FORM_MAX_CHANNEL_PAIRS",
+                        0 if case.startswith("dft-complex") else 10**9)
     args, kwargs, pool_kernel, shape = FUSED_CASES[case]
     conv = Conv2d(*args, **{"algorithm": "toeplitz", **kwargs}).to(dtype=dtype)
     return conv, ReLU(), MaxPool2d(pool_kernel), shape
@@ -50,8 +57,8 @@ def _host(x):
 
 
 @pytest.mark.parametrize("case", FUSED_CASES)
-def test_fused_stage_gradients(backend, rng, case):
-    conv, relu, pool, shape = _layers(case)
+def test_fused_stage_gradients(backend, rng, case, monkeypatch):
+    conv, relu, pool, shape = _layers(case, monkeypatch)
     model = Sequential(conv, relu, pool)
     x = on(backend, rng.normal(size=shape))
     model(x)
@@ -61,9 +68,9 @@ def test_fused_stage_gradients(backend, rng, case):
 
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 2e-5)])
 @pytest.mark.parametrize("case", FUSED_CASES)
-def test_fused_stage_matches_the_three_layers(backend, rng, case, dtype, rtol):
+def test_fused_stage_matches_the_three_layers(backend, rng, case, dtype, rtol, monkeypatch):
     """Output, input gradient, dW and db of the stage and of the layers one by one."""
-    conv, relu, pool, shape = _layers(case, dtype)
+    conv, relu, pool, shape = _layers(case, monkeypatch, dtype)
     model = Sequential(conv, relu, pool)
     x = on(backend, rng.normal(size=shape), dtype)
     results = []
@@ -81,9 +88,9 @@ def test_fused_stage_matches_the_three_layers(backend, rng, case, dtype, rtol):
                                    atol=rtol * max(np.abs(separate).max(), 1.0))
 
 
-@pytest.mark.parametrize("case", ["lenet-conv1", "dft-lenet-conv2"])
-def test_backward_params_of_a_fused_first_stage(backend, rng, case):
-    conv, relu, pool, shape = _layers(case)
+@pytest.mark.parametrize("case", DFT_FIRST_STAGES)
+def test_backward_params_of_a_fused_first_stage(backend, rng, case, monkeypatch):
+    conv, relu, pool, shape = _layers(case, monkeypatch)
     model = Sequential(conv, relu, pool)
     x = on(backend, rng.normal(size=shape))
     y = model(x)
@@ -127,9 +134,9 @@ def test_the_layers_run_one_by_one_where_the_fusion_does_not_apply(backend, rng,
     np.testing.assert_array_equal(_host(y), _host(separate))
 
 
-@pytest.mark.parametrize("case", ["lenet-conv1", "dft-lenet-conv2"])
-def test_fused_stage_under_no_grad(backend, rng, case):
-    conv, relu, pool, shape = _layers(case)
+@pytest.mark.parametrize("case", DFT_FIRST_STAGES)
+def test_fused_stage_under_no_grad(backend, rng, case, monkeypatch):
+    conv, relu, pool, shape = _layers(case, monkeypatch)
     model = Sequential(conv, relu, pool)
     x = on(backend, rng.normal(size=shape))
     with no_grad():
@@ -139,11 +146,11 @@ def test_fused_stage_under_no_grad(backend, rng, case):
         model.backward(y)
 
 
-@pytest.mark.parametrize("case", ["lenet-conv1", "dft-lenet-conv2"])
-def test_saved_states_restore_a_fused_stage(backend, rng, case):
+@pytest.mark.parametrize("case", DFT_FIRST_STAGES)
+def test_saved_states_restore_a_fused_stage(backend, rng, case, monkeypatch):
     """Two forwards, then the first one's backward after restoring its states (as a GAN's
     discriminator does), give the gradients of that forward alone."""
-    conv, relu, pool, shape = _layers(case)
+    conv, relu, pool, shape = _layers(case, monkeypatch)
     model = Sequential(conv, relu, pool)
     first, second = (on(backend, rng.normal(size=shape)) for _ in range(2))
     g = on(backend, rng.normal(size=tuple(model(first).shape)))
@@ -155,8 +162,8 @@ def test_saved_states_restore_a_fused_stage(backend, rng, case):
     np.testing.assert_allclose(_host(model.backward(g)), alone, rtol=1e-12, atol=1e-12)
 
 
-def test_a_fused_stage_leaves_no_stale_state_in_its_layers(backend, rng):
-    conv, relu, pool, shape = _layers("lenet-conv1")
+def test_a_fused_stage_leaves_no_stale_state_in_its_layers(backend, rng, monkeypatch):
+    conv, relu, pool, shape = _layers("lenet-conv1", monkeypatch)
     x = on(backend, rng.normal(size=shape))
     pool(relu(conv(x)))                         # the layers on their own save state ...
     Sequential(conv, relu, pool)(x)             # ... which the fused stage replaces

@@ -155,8 +155,9 @@ _dtype_names: dict[Any, str] = {}
 def namespace(*arrays):
     """The array-API namespace of ``arrays`` (all must share one)."""
     kind = type(arrays[0])
-    if kind in _namespace_of_type and all(type(a) is kind for a in arrays):
-        return _namespace_of_type[kind]
+    known = _namespace_of_type.get(kind)
+    if known is not None and (len(arrays) == 1 or all(type(a) is kind for a in arrays)):
+        return known
     xp = array_api_compat.array_namespace(*arrays)
     if all(type(a) is kind for a in arrays):
         _namespace_of_type[kind] = xp

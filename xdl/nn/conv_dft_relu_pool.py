@@ -1,23 +1,23 @@
 """Conv2d → ReLU → MaxPool2d run as one computation on the DFT path.
 
 :func:`~xdl.nn.conv_dft.dft_conv2d_rows` leaves the convolution (bias included, through
-the (0, 0) bin) as y (OH, OW, N·O): the output rows and columns are the outer axes, so
-a max pool whose kh×kw windows tile the output reads whole (N·O)-long runs. With
-y viewed as (OH/kh, kh, OW/kw, kw, N·O):
+the (0, 0) bin) as y (OH, OW, O·N): the output rows and columns are the outer axes, so
+a max pool whose kh×kw windows tile the output reads whole (O·N)-long runs. With
+y viewed as (OH/kh, kh, OW/kw, kw, O·N), one scan over the kh·kw window positions
+in row-major order (:func:`~xdl.nn.pooling.max_scan`, masks b_k) gives
 
-    M = max_i y[:, i, ...]          masks b_h   (height pass)
-    P = max_j M[:, :, j, :]         masks b_w   (width pass)   (OH', OW', N·O)
-    z = max(P, 0)                   stored (N, O, OH', OW') in memory (a Flatten after
-                                    it is a view, the next layer reads rows)
+    P = max_{i, j} y[:, i, :, j, :]      (OH', OW', O·N)
+    z = max(P, 0)                        stored (N, O, OH', OW') in memory (a Flatten
+                                         after it is a view, the next layer reads rows)
 
 which equals ReLU and pooling after the convolution (max commutes with ReLU, a
 non-decreasing function), for kh·kw times fewer ReLU values and without the passes
-over the strided real part of the transform's output that separate layers make.
+over the full-size output that separate layers make.
 
 Backward, with dz the output gradient:
 
-    dP = dz·[z > 0]  (moved to (OH', OW', N·O));   dM ← dP routed by b_w;
-    dy ← dM routed by b_h;   then :func:`~xdl.nn.conv_dft.dft_conv2d_rows_backward`.
+    dP = dz·[z > 0]  (moved to (OH', OW', O·N));   dy[:, i, :, j, :] ← dP routed by b_k;
+    then :func:`~xdl.nn.conv_dft.dft_conv2d_rows_backward`.
 """
 
 from __future__ import annotations
@@ -34,13 +34,13 @@ def dft_relu_pool_forward(x, weight, bias, window, pool_kernel):
     xp = backends.namespace(x)
     n, o = x.shape[0], weight.shape[0]
     kh, kw = pool_kernel
-    y, conv_saved = dft_conv2d_rows(x, weight, bias, window)       # (OH, OW, N·O)
+    y, conv_saved = dft_conv2d_rows(x, weight, bias, window)       # (OH, OW, O·N)
     pooled_h, pooled_w = y.shape[0] // kh, y.shape[1] // kw
-    y = xp.reshape(y, (pooled_h, kh, pooled_w, kw, n * o))
+    y = xp.reshape(y, (pooled_h, kh, pooled_w, kw, o * n))
     track = is_grad_enabled()
     p, beats = max_scan([y[:, i, :, j, :] for i in range(kh) for j in range(kw)], track)
-    z = xp.permute_dims(xp.reshape(xp.maximum(p, 0.0), (pooled_h, pooled_w, n, o)),
-                        (2, 3, 0, 1))
+    z = xp.permute_dims(xp.reshape(xp.maximum(p, 0.0), (pooled_h, pooled_w, o, n)),
+                        (3, 2, 0, 1))
     z = xp.reshape(xp.reshape(z, (n, -1)), z.shape)               # stored NCHW
     saved = (conv_saved, beats, z) if track else None
     return z, saved
@@ -53,11 +53,11 @@ def dft_relu_pool_backward(saved, grad, weight, window, pool_kernel, input_grad=
     n, o, pooled_h, pooled_w = z.shape
     kh, kw = pool_kernel
     dz = grad * xp.astype(z > 0.0, grad.dtype)
-    dp = xp.reshape(xp.permute_dims(dz, (2, 3, 0, 1)), (pooled_h, pooled_w, n * o))
-    dy = xp.empty((pooled_h, kh, pooled_w, kw, n * o), dtype=dp.dtype, device=dp.device)
+    dp = xp.reshape(xp.permute_dims(dz, (2, 3, 1, 0)), (pooled_h, pooled_w, o * n))
+    dy = xp.empty((pooled_h, kh, pooled_w, kw, o * n), dtype=dp.dtype, device=dp.device)
     parts = iter(max_scan_backward(dp, beats))
     for i in range(kh):
         for j in range(kw):
             dy[:, i, :, j, :] = next(parts)
-    dy = xp.reshape(dy, (pooled_h * kh, -1, n * o))
+    dy = xp.reshape(dy, (pooled_h * kh, -1, o * n))
     return dft_conv2d_rows_backward(conv_saved, dy, weight, window, input_grad)

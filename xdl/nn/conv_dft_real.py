@@ -1,0 +1,166 @@
+"""The DFT convolution of :mod:`xdl.nn.conv_dft` in real arithmetic.
+
+Every complex value is carried as its real and imaginary parts on an axis of its own
+("part", r/i) and every complex product as a real one. A complex matrix M applied to
+data whose part axis sits next to the contracted axis is one real product with
+[[Re M, −Im M], [Im M, Re M]]; with the part axis elsewhere, the four real products
+Re/Im M times Re/Im data are combined after. With x in rows (c, n, h), everything is
+stored as written (no intermediate is transposed):
+
+    A = [Re Fw | Im Fw]ᵀ x                      (2F, C·N·H)          rows (part, f)
+    P = [Re Fh; Im Fh]ᵀ A  (along h)            (2S_h, 2F·C·N)       P_{hw}: part h of Fh, w of A
+    B = (P_rr − P_ii, P_ir + P_ri)              (S_h·F, 2C, N)       X̂ per bin, rows (part, c)
+    Z = Vᵀ B  per bin                           (S_h·F, 2O, N)       Ŷ, rows (part, o)
+         Vᵀ = [[Re V, −Im V], [Im V, Re V]]ᵀ with V[c, o] = conj(Ŵ[o, c]) per bin
+    Z[0, (r, o)] += S_h·S_w·b[o]                the bias, through the (0, 0) bin
+    Q = Gw_block Z  (along f, per g)            (S_h, 2OW, O·N)
+    y = [Re Gh; −Im Gh]ᵀ Q  (along g)           (OH, OW·O·N)         = Re(Ghᵀ Q), real
+
+The backward is the transposed products in reverse order (every map is real linear):
+dQ = Gh_realᵀ dy, dZ = Gw_blockᵀ dQ, dVᵀ = dZ Bᵀ, dB = V dZ, dP from dB by the four
+combinations' signs, dA = Fh_real dP, dx = Fw_real dA, db = S_h·S_w·Σ_n dZ[0, (r, o), n],
+and dW from dVᵀ through the kernel's transform (along j, then i, transposed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdl import backends
+from xdl.nn.conv_dft_matrices import bias_scale, cached_matrices
+from xdl.nn.functional import Window
+
+
+@dataclass(frozen=True)
+class _Transforms:
+    """The real matrices of one geometry (see the module docstring). The input's rows
+    and columns of Fh and Fw are those of the unpadded input (the padding is a phase
+    shift, so x is never padded)."""
+
+    fw: object       # (W, 2F)             [Re Fw | Im Fw], columns (part, f)
+    fh: object       # (2S_h, H)           rows (part, g): Re Fh[h, g], Im Fh[h, g]
+    fw_k: object     # (2F, kw)            rows (part, f): conj(Fw[j, f]) for the kernel's columns
+    fh_k: object     # (2S_h, 2kh)         the real form of conj(Fh[i, g]) along the kernel's rows
+    gw: object       # (2OW, 2F)           Gw_block: rows (part, b), columns (f, part)
+    gh: object       # (OH, 2S_h)          columns (g, part): Re Gh[g, a], −Im Gh[g, a]
+
+
+_cache: dict[tuple, dict] = {}
+
+
+def _block(z: complex, out_part: int, in_part: int) -> float:
+    """Entry (out_part, in_part) of [[Re z, −Im z], [Im z, Re z]], the real form of
+    multiplying by z (part 0 real, 1 imaginary)."""
+    return (z.real, -z.imag, z.imag, z.real)[2 * out_part + in_part]
+
+
+def _real_matrices(m: dict) -> dict:
+    """The real matrices of :class:`_Transforms` from the complex ones (nested lists)."""
+    parts = (0, 1)
+    fw, fh, fw_k, fh_k, gw, gh = (m[name] for name in ("fw", "fh", "fw_k", "fh_k", "gw", "gh"))
+    bins, s_h, kh = range(len(fw[0])), range(len(fh[0])), range(len(fh_k))
+    return {
+        "fw": [[z.real for z in row] + [z.imag for z in row] for row in fw],
+        "fh": [[row[g].real if part == 0 else row[g].imag for row in fh]
+               for part in parts for g in s_h],
+        "fw_k": [[row[f].conjugate().real if part == 0 else row[f].conjugate().imag
+                  for row in fw_k] for part in parts for f in bins],
+        "fh_k": [[_block(fh_k[i][g].conjugate(), vp, up) for i in kh for up in parts]
+                 for g in s_h for vp in parts],
+        "gw": [[_block(gw[f][b], qp, zp) for f in bins for zp in parts]
+               for qp in parts for b in range(len(gw[0]))],
+        "gh": [[gh[g][a].real if part == 0 else -gh[g][a].imag
+                for g in s_h for part in parts] for a in range(len(gh[0]))],
+    }
+
+
+def _transforms(like, x_shape, window: Window) -> _Transforms:
+    """The matrices for ``x_shape`` and ``window``, in ``like``'s dtype and device."""
+    return _Transforms(**cached_matrices(_cache, like, x_shape, window, _real_matrices,
+                                         backends.dtype_name(like.dtype)))
+
+
+def _t(m):
+    return backends.namespace(m).matrix_transpose(m)
+
+
+def kernel_transform(weight, t: _Transforms):
+    """Vᵀ (S_h·F, 2O, 2C): per bin the real form [[Re V, −Im V], [Im V, Re V]]ᵀ of
+    V[c, o] = conj(Ŵ[o, c, g, f]) = Σ_i conj(Fh[i, g]) Σ_j conj(Fw[j, f]) w[o, c, i, j],
+    along j (U, real taps), then along i (complex), then its four blocks put in place."""
+    xp = backends.namespace(weight)
+    o, c, kh, kw = weight.shape
+    f = t.fw_k.shape[0] // 2
+    taps = xp.reshape(xp.permute_dims(weight, (2, 3, 0, 1)), (kh, kw, o * c))
+    u = t.fw_k @ taps                                            # (kh, 2F, O·C)
+    v = t.fh_k @ xp.reshape(u, (2 * kh, -1))                     # (2S_h, F·O·C)
+    v = xp.reshape(v, (-1, 2, f, o, c))                          # (S_h, part, F, O, C)
+    vt = xp.empty((v.shape[0], f, 2, o, 2, c), dtype=v.dtype, device=v.device)
+    vt[:, :, 0, :, 0, :] = v[:, 0, ...]
+    vt[:, :, 1, :, 1, :] = v[:, 0, ...]
+    vt[:, :, 1, :, 0, :] = v[:, 1, ...]
+    vt[:, :, 0, :, 1, :] = -v[:, 1, ...]
+    return xp.reshape(vt, (-1, 2 * o, 2 * c))
+
+
+def kernel_transform_backward(dvt, t: _Transforms, weight_shape):
+    """dW (O, C, kh, kw) for the gradient dVᵀ of :func:`kernel_transform`'s output."""
+    xp = backends.namespace(dvt)
+    o, c, kh, kw = weight_shape
+    f = t.fw_k.shape[0] // 2
+    dvt = xp.reshape(dvt, (-1, f, 2, o, 2, c))
+    dv = xp.stack([dvt[:, :, 0, :, 0, :] + dvt[:, :, 1, :, 1, :],
+                   dvt[:, :, 1, :, 0, :] - dvt[:, :, 0, :, 1, :]], axis=1)   # (S_h, part, F, O, C)
+    du = _t(t.fh_k) @ xp.reshape(dv, (t.fh_k.shape[0], -1))                  # (2kh, F·O·C)
+    dtaps = _t(t.fw_k) @ xp.reshape(du, (kh, 2 * f, o * c))                  # (kh, kw, O·C)
+    return xp.permute_dims(xp.reshape(dtaps, (kh, kw, o, c)), (2, 3, 0, 1))
+
+
+def forward(x, weight, bias, window: Window):
+    """(y (OH, OW, O·N), saved) of the convolution."""
+    xp = backends.namespace(x)
+    n, c, h, w = x.shape
+    o = weight.shape[0]
+    t = _transforms(x, x.shape, window)
+    s_h, f = t.fh.shape[0] // 2, t.fw.shape[1] // 2
+    rows = xp.reshape(xp.permute_dims(x, (1, 0, 2, 3)), (c * n * h, w))
+    a = _t(t.fw) @ _t(rows)                                     # (2F, C·N·H)
+    p = t.fh @ _t(xp.reshape(a, (-1, h)))                        # (2S_h, 2F·C·N)
+    p = xp.reshape(p, (2, s_h, 2, f, c * n))
+    b = xp.stack([p[0, :, 0, ...] - p[1, :, 1, ...], p[1, :, 0, ...] + p[0, :, 1, ...]],
+                 axis=2)                                         # (S_h, F, 2, C·N)
+    b = xp.reshape(b, (s_h * f, 2 * c, n))
+    v = kernel_transform(weight, t)
+    z = v @ b                                                    # (S_h·F, 2O, N)
+    if bias is not None:
+        z[0, :o, :] = z[0, :o, :] + xp.reshape(bias, (o, 1)) * bias_scale(x.shape, window)
+    q = t.gw @ xp.reshape(z, (s_h, 2 * f, o * n))                # (S_h, 2OW, O·N)
+    y = t.gh @ xp.reshape(q, (2 * s_h, -1))                      # (OH, OW·O·N)
+    return xp.reshape(y, (t.gh.shape[0], t.gw.shape[0] // 2, o * n)), (b, v, tuple(x.shape))
+
+
+def backward(saved, dy, weight, window: Window, input_grad: bool = True):
+    """(dx or None, dW, db) for the gradient dy (OH, OW, O·N) of :func:`forward`'s
+    output; dx is (N, C, H, W), stored (H, W, C, N)."""
+    b, v, x_shape = saved
+    xp = backends.namespace(dy)
+    n, c, h, w = x_shape
+    o, out_h, out_w = weight.shape[0], dy.shape[0], dy.shape[1]
+    t = _transforms(dy, x_shape, window)
+    s_h, f = t.fh.shape[0] // 2, t.fw.shape[1] // 2
+    dq = _t(t.gh) @ xp.reshape(dy, (out_h, -1))                  # (2S_h, OW·O·N)
+    dz = _t(t.gw) @ xp.reshape(dq, (s_h, 2 * out_w, o * n))      # (S_h, 2F, O·N)
+    dz = xp.reshape(dz, (s_h * f, 2 * o, n))
+    dw = kernel_transform_backward(dz @ _t(b), t, tuple(weight.shape))
+    db = xp.sum(dz[0, :o, :], axis=1) * bias_scale(x_shape, window)
+    if not input_grad:
+        return None, dw, db
+    d_b = xp.reshape(_t(v) @ dz, (s_h, f, 2, c * n))             # dB (S_h, F, 2, C·N)
+    dp = xp.empty((2, s_h, 2, f, c * n), dtype=dz.dtype, device=dz.device)
+    dp[0, :, 0, ...] = d_b[:, :, 0, :]
+    dp[1, :, 1, ...] = -d_b[:, :, 0, :]
+    dp[1, :, 0, ...] = d_b[:, :, 1, :]
+    dp[0, :, 1, ...] = d_b[:, :, 1, :]
+    da = _t(t.fh) @ xp.reshape(dp, (2 * s_h, -1))                # (H, 2F·C·N)
+    dx = t.fw @ xp.reshape(da, (h, 2 * f, c * n))                # (H, W, C·N)
+    return xp.permute_dims(xp.reshape(dx, (h, w, c, n)), (3, 2, 0, 1)), dw, db
