@@ -6,9 +6,9 @@ the weight as W (O, kh·kw·C), a convolution is one matrix product
     Y = X Wᵀ + b          (Y is (N, OH, OW, O), returned as an (N, O, OH, OW) view)
 
 so a convolution's output is stored NHWC (channels last) in memory; kernel-major ones
-with few output channels store it (O, N, OH, OW) instead (see CHANNEL_MAJOR_BELOW), and
-the DFT path (:mod:`xdl.nn.conv_dft`) stores it (OH, OW, O, N) and the Toeplitz path
-(:mod:`xdl.nn.conv_toeplitz`) (N, OH, O, OW).
+with few output channels store it (O, N, OH, OW) instead (see CHANNEL_MAJOR_BELOW), the
+DFT path (:mod:`xdl.nn.conv_dft`) stores it (OH, OW, N, O) ((OH, OW, O, N) in its real
+form) and the Toeplitz path (:mod:`xdl.nn.conv_toeplitz`) (N, OH, O, OW).
 Max pooling and Flatten hand back gradients in the layout of what they saved, so the
 element-wise backward passes meet one layout (mixed ones run several times slower).
 

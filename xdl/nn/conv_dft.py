@@ -10,7 +10,7 @@ outputs, since a + i ≤ S_h − 1),
     Ŷ[n, o, g, f] = Σ_c X̂[n, c, g, f] · conj(Ŵ[o, c, g, f]),
 
 so each of the S_h·F bins (F = S_w//2 + 1: x is real, half the width bins suffice) is
-one complex (O, C) @ (C, N) product: C·O complex multiply-adds per bin instead of
+one complex (N, C) @ (C, O) product: C·O complex multiply-adds per bin instead of
 C·O·kh·kw real ones per output pixel. The transforms are products with DFT matrices
 (separable: along the width, then along the height, and back):
 
@@ -25,8 +25,9 @@ The bias goes in through the (0, 0) bin, which the inverse transform spreads eve
 over the output (Gh[0, a]·Gw[0, b] = 1/(S_h·S_w)): N·O additions instead of a pass over
 the output, and its gradient falls out of the bin's gradient.
 
-Two forms compute this, both as array-API matrix products, with the input read in rows
-(c, n, h) and the output left as y (OH, OW, O·N):
+Two forms compute this, both as array-API matrix products, each leaving the output as
+y (OH, OW, ·) with the image and channel axes in the order its products give
+(``TO_NCHW`` of each form turns it into (N, O, OH, OW)):
 
 * :mod:`xdl.nn.conv_dft_complex` in complex arithmetic;
 * :mod:`xdl.nn.conv_dft_real` with every complex value as a real and an imaginary part
@@ -100,30 +101,51 @@ def _form(in_channels: int, out_channels: int):
     return conv_dft_real if uses_real_form(in_channels, out_channels) else conv_dft_complex
 
 
+def to_nchw_axes(in_channels: int, out_channels: int) -> tuple:
+    """The axes that turn :func:`dft_conv2d_rows`'s y, split into (OH, OW, ·, ·), into
+    (N, O, OH, OW)."""
+    return _form(in_channels, out_channels).TO_NCHW
+
+
 def dft_conv2d_rows(x, weight, bias, window: Window):
-    """(y, saved): y = conv(x) as (OH, OW, O·N), and what :func:`dft_conv2d_rows_backward`
-    needs."""
+    """(y, saved): y = conv(x) as (OH, OW, N·O) or (OH, OW, O·N) (see
+    :func:`to_nchw_axes`), and what :func:`dft_conv2d_rows_backward` needs."""
     return _form(x.shape[1], weight.shape[0]).forward(x, weight, bias, window)
 
 
 def dft_conv2d_rows_backward(saved, dy, weight, window: Window, input_grad: bool = True):
-    """(dx or None, dW, db) of :func:`dft_conv2d_rows` for the gradient dy (OH, OW, O·N)
-    of its output; dx is (N, C, H, W)."""
+    """(dx or None, dW, db) of :func:`dft_conv2d_rows` for the gradient dy of its
+    output, in its layout; dx is (N, C, H, W)."""
     return _form(weight.shape[1], weight.shape[0]).backward(saved, dy, weight, window,
                                                             input_grad)
 
 
+def split_rows(y, n: int, o: int, axes: tuple):
+    """y (OH, OW, ·) as (OH, OW, ·, ·), its last axis split into the image and channel
+    axes in the order ``axes`` (:func:`to_nchw_axes`) says."""
+    sizes = (n, o)
+    return backends.namespace(y).reshape(
+        y, (y.shape[0], y.shape[1], sizes[axes.index(2)], sizes[axes.index(3)]))
+
+
+def rows_of(a, axes: tuple):
+    """An (N, O, OH, OW) array as (OH, OW, ·), the layout of :func:`dft_conv2d_rows`'s
+    output (``axes`` from :func:`to_nchw_axes`); a copy unless it is stored so."""
+    xp = backends.namespace(a)
+    a = xp.permute_dims(a, tuple(axes.index(k) for k in range(4)))
+    return xp.reshape(a, (a.shape[0], a.shape[1], -1))
+
+
 def dft_conv2d_forward(x, weight, bias, window: Window):
-    """(y, saved): y = conv(x) (N, O, OH, OW), stored (OH, OW, O, N) in memory, and what
-    :func:`dft_conv2d_backward` needs."""
+    """(y, saved): y = conv(x) (N, O, OH, OW), stored (OH, OW, ·, ·) in memory as the
+    form leaves it, and what :func:`dft_conv2d_backward` needs."""
     xp = backends.namespace(x)
+    axes = to_nchw_axes(x.shape[1], weight.shape[0])
     y, saved = dft_conv2d_rows(x, weight, bias, window)
-    y = xp.reshape(y, (y.shape[0], y.shape[1], weight.shape[0], x.shape[0]))
-    return xp.permute_dims(y, (3, 2, 0, 1)), saved
+    return xp.permute_dims(split_rows(y, x.shape[0], weight.shape[0], axes), axes), saved
 
 
 def dft_conv2d_backward(saved, grad, weight, window: Window, input_grad: bool = True):
     """(dx or None, dW, db) of :func:`dft_conv2d_forward` for the output gradient."""
-    xp = backends.namespace(grad)
-    dy = xp.reshape(xp.permute_dims(grad, (2, 3, 1, 0)), (grad.shape[2], grad.shape[3], -1))
+    dy = rows_of(grad, to_nchw_axes(weight.shape[1], weight.shape[0]))
     return dft_conv2d_rows_backward(saved, dy, weight, window, input_grad)

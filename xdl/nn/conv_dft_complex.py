@@ -1,22 +1,23 @@
 """The DFT convolution of :mod:`xdl.nn.conv_dft` in complex arithmetic.
 
-With x in rows (c, n, h), each step contracts one axis with one product and leaves the
+With x in rows (n, c, h), each step contracts one axis with one product and leaves the
 next one's operand in place, so no intermediate is transposed:
 
-    A = Fwᵀ x                  (F, C·N·H)        x cast to complex
-    B = Fhᵀ A  (along h)       (S_h·F, C, N)     X̂ per bin
-    Z = Vᵀ B   per bin         (S_h·F, O, N)     Vᵀ[o, c] = conj(Ŵ[o, c, g, f])
+    A = Fwᵀ x                  (F, N·C·H)        x cast to complex
+    B = Fhᵀ A  (along h)       (S_h·F, N, C)     X̂ per bin
+    Z = B V    per bin         (S_h·F, N, O)     V[c, o] = conj(Ŵ[o, c, g, f])
     Z[0, 0] += S_h·S_w·b
-    Q = Gwᵀ Z  (along f)       (S_h, OW, O·N)
-    y = Re(Ghᵀ Q) (along g)    (OH, OW·O·N)
+    Q = Gwᵀ Z  (along f)       (S_h, OW, N·O)
+    y = Re(Ghᵀ Q) (along g)    (OH, OW·N·O)      stored (OH, OW, N, O): channels last,
+                                                 as batch norm and pooling read fastest
 
 Backward: the gradient of a complex value is ∂L/∂Re + i·∂L/∂Im, so a product M·z
 passes back Mᴴ·dz and Re(·) passes back dy + 0i:
 
-    dQ = conj(Gh) dy,  dZ = conj(Gw) dQ,  dVᵀ = dZ Bᴴ,  dB = Vᵀᴴ dZ,
+    dQ = conj(Gh) dy,  dZ = conj(Gw) dQ,  dV = Bᴴ dZ,  dB = dZ Vᴴ,
     dA = conj(Fh) dB,  dx = Re(conj(Fw) dA),  db = S_h·S_w·Σ_n Re(dZ[0, 0]),
 
-and dW from dVᵀ through the kernel's transform, the same two products transposed.
+and dW from dV through the kernel's transform, the same two products transposed.
 """
 
 from __future__ import annotations
@@ -39,50 +40,54 @@ def _t(m):
     return backends.namespace(m).matrix_transpose(m)
 
 
+#: y (OH, OW, N·O) as (OH, OW, N, O) → (N, O, OH, OW)
+TO_NCHW = (2, 3, 0, 1)
+
+
 def kernel_transform(weight, m: dict):
-    """Vᵀ (S_h·F, O, C): Vᵀ[g·F + f, o, c] = conj(Ŵ[o, c, g, f])
+    """V (S_h·F, C, O): V[g·F + f, c, o] = conj(Ŵ[o, c, g, f])
     = Σ_{i, j} w[o, c, i, j]·conj(Fh[i, g])·conj(Fw[j, f]), along j, then along i."""
     xp = backends.namespace(weight)
     o, c, kh, kw = weight.shape
-    taps = xp.reshape(xp.permute_dims(weight, (2, 3, 0, 1)), (kh, kw, o * c))
-    rows = xp.conj(_t(m["fw_k"])) @ xp.astype(taps, m["fw_k"].dtype)          # (kh, F, O·C)
-    v = xp.conj(_t(m["fh_k"])) @ xp.reshape(rows, (kh, -1))                    # (S_h, F·O·C)
-    return xp.reshape(v, (-1, o, c))
+    taps = xp.reshape(xp.permute_dims(weight, (2, 3, 1, 0)), (kh, kw, c * o))
+    rows = xp.conj(_t(m["fw_k"])) @ xp.astype(taps, m["fw_k"].dtype)          # (kh, F, C·O)
+    v = xp.conj(_t(m["fh_k"])) @ xp.reshape(rows, (kh, -1))                    # (S_h, F·C·O)
+    return xp.reshape(v, (-1, c, o))
 
 
 def kernel_transform_backward(dv, m: dict, weight_shape):
-    """dW (O, C, kh, kw) for the gradient dVᵀ of :func:`kernel_transform`'s output."""
+    """dW (O, C, kh, kw) for the gradient dV of :func:`kernel_transform`'s output."""
     xp = backends.namespace(dv)
     o, c, kh, kw = weight_shape
     f = m["fw_k"].shape[1]
-    drows = m["fh_k"] @ xp.reshape(dv, (m["fh_k"].shape[1], -1))             # (kh, F·O·C)
-    dtaps = m["fw_k"] @ xp.reshape(drows, (kh, f, o * c))                      # (kh, kw, O·C)
-    return xp.permute_dims(xp.reshape(xp.real(dtaps), (kh, kw, o, c)), (2, 3, 0, 1))
+    drows = m["fh_k"] @ xp.reshape(dv, (m["fh_k"].shape[1], -1))             # (kh, F·C·O)
+    dtaps = m["fw_k"] @ xp.reshape(drows, (kh, f, c * o))                      # (kh, kw, C·O)
+    return xp.permute_dims(xp.reshape(xp.real(dtaps), (kh, kw, c, o)), (3, 2, 0, 1))
 
 
 def forward(x, weight, bias, window: Window):
-    """(y (OH, OW, O·N), saved) of the convolution."""
+    """(y (OH, OW, N·O), saved) of the convolution."""
     xp = backends.namespace(x)
     n, c, h, w = x.shape
     o = weight.shape[0]
     m = _matrices(x, x.shape, window)
     f, s_h = m["fw"].shape[1], m["fh"].shape[1]
-    rows = xp.reshape(xp.permute_dims(x, (1, 0, 2, 3)), (c * n * h, w))
-    a = _t(m["fw"]) @ _t(xp.astype(rows, m["fw"].dtype))                      # (F, C·N·H)
-    b = _t(m["fh"]) @ _t(xp.reshape(a, (-1, h)))                               # (S_h, F·C·N)
-    b = xp.reshape(b, (s_h * f, c, n))
+    rows = xp.astype(xp.reshape(x, (n * c * h, w)), m["fw"].dtype)
+    a = _t(m["fw"]) @ _t(rows)                                                 # (F, N·C·H)
+    b = _t(m["fh"]) @ _t(xp.reshape(a, (-1, h)))                               # (S_h, F·N·C)
+    b = xp.reshape(b, (s_h * f, n, c))
     v = kernel_transform(weight, m)
-    z = v @ b                                                                  # (S_h·F, O, N)
+    z = b @ v                                                                  # (S_h·F, N, O)
     if bias is not None:
-        z[0, ...] = z[0, ...] + xp.reshape(bias, (o, 1)) * bias_scale(x.shape, window)
-    q = _t(m["gw"]) @ xp.reshape(z, (s_h, f, o * n))                           # (S_h, OW, O·N)
-    y = xp.real(_t(m["gh"]) @ xp.reshape(q, (s_h, -1)))                        # (OH, OW·O·N)
-    return xp.reshape(y, (m["gh"].shape[1], m["gw"].shape[1], o * n)), (b, v, tuple(x.shape))
+        z[0, ...] = z[0, ...] + bias * bias_scale(x.shape, window)
+    q = _t(m["gw"]) @ xp.reshape(z, (s_h, f, n * o))                           # (S_h, OW, N·O)
+    y = xp.real(_t(m["gh"]) @ xp.reshape(q, (s_h, -1)))                        # (OH, OW·N·O)
+    return xp.reshape(y, (m["gh"].shape[1], m["gw"].shape[1], n * o)), (b, v, tuple(x.shape))
 
 
 def backward(saved, dy, weight, window: Window, input_grad: bool = True):
-    """(dx or None, dW, db) for the gradient dy (OH, OW, O·N) of :func:`forward`'s
-    output; dx is (N, C, H, W), stored (H, W, C, N)."""
+    """(dx or None, dW, db) for the gradient dy (OH, OW, N·O) of :func:`forward`'s
+    output; dx is (N, C, H, W), stored (H, W, N, C)."""
     b, v, x_shape = saved
     xp = backends.namespace(dy)
     n, c, h, w = x_shape
@@ -90,14 +95,14 @@ def backward(saved, dy, weight, window: Window, input_grad: bool = True):
     m = _matrices(dy, x_shape, window)
     f, s_h = m["fw"].shape[1], m["fh"].shape[1]
     dy = xp.astype(xp.reshape(dy, (out_h, -1)), m["gh"].dtype)
-    dq = xp.conj(m["gh"]) @ dy                                                 # (S_h, OW·O·N)
-    dz = xp.conj(m["gw"]) @ xp.reshape(dq, (s_h, out_w, o * n))                # (S_h, F, O·N)
-    dz = xp.reshape(dz, (s_h * f, o, n))
-    dw = kernel_transform_backward(dz @ xp.conj(_t(b)), m, tuple(weight.shape))
-    db = xp.sum(xp.real(dz[0, ...]), axis=1) * bias_scale(x_shape, window)
+    dq = xp.conj(m["gh"]) @ dy                                                 # (S_h, OW·N·O)
+    dz = xp.conj(m["gw"]) @ xp.reshape(dq, (s_h, out_w, n * o))                # (S_h, F, N·O)
+    dz = xp.reshape(dz, (s_h * f, n, o))
+    dw = kernel_transform_backward(xp.conj(_t(b)) @ dz, m, tuple(weight.shape))
+    db = xp.sum(xp.real(dz[0, ...]), axis=0) * bias_scale(x_shape, window)
     if not input_grad:
         return None, dw, db
-    d_b = xp.reshape(xp.conj(_t(v)) @ dz, (s_h, -1))                           # (S_h, F·C·N)
-    da = xp.conj(m["fh"]) @ d_b                                                # (H, F·C·N)
-    dx = xp.conj(m["fw"]) @ xp.reshape(da, (h, f, c * n))                      # (H, W, C·N)
-    return xp.permute_dims(xp.reshape(xp.real(dx), (h, w, c, n)), (3, 2, 0, 1)), dw, db
+    d_b = xp.reshape(dz @ xp.conj(_t(v)), (s_h, -1))                           # (S_h, F·N·C)
+    da = xp.conj(m["fh"]) @ d_b                                                # (H, F·N·C)
+    dx = xp.conj(m["fw"]) @ xp.reshape(da, (h, f, n * c))                      # (H, W, N·C)
+    return xp.permute_dims(xp.reshape(xp.real(dx), (h, w, n, c)), (2, 3, 0, 1)), dw, db

@@ -8,18 +8,18 @@ Re/Im M times Re/Im data are combined after. With x in rows (c, n, h), everythin
 stored as written (no intermediate is transposed):
 
     A = [Re Fw | Im Fw]ᵀ x                      (2F, C·N·H)          rows (part, f)
-    P = [Re Fh; Im Fh]ᵀ A  (along h)            (2S_h, 2F·C·N)       P_{hw}: part h of Fh, w of A
+    P = [Re Fh | Im Fh]ᵀ A  (along h)           (2S_h, 2F·C·N)       P_{hw}: part h of Fh, w of A
     B = (P_rr − P_ii, P_ir + P_ri)              (S_h·F, 2C, N)       X̂ per bin, rows (part, c)
-    Z = Vᵀ B  per bin                           (S_h·F, 2O, N)       Ŷ, rows (part, o)
-         Vᵀ = [[Re V, −Im V], [Im V, Re V]]ᵀ with V[c, o] = conj(Ŵ[o, c]) per bin
+    Z = K B  per bin                            (S_h·F, 2O, N)       Ŷ, rows (part, o)
+         K = [[Re Vᵀ, −Im Vᵀ], [Im Vᵀ, Re Vᵀ]] with V[c, o] = conj(Ŵ[o, c]) per bin
     Z[0, (r, o)] += S_h·S_w·b[o]                the bias, through the (0, 0) bin
     Q = Gw_block Z  (along f, per g)            (S_h, 2OW, O·N)
     y = [Re Gh; −Im Gh]ᵀ Q  (along g)           (OH, OW·O·N)         = Re(Ghᵀ Q), real
 
 The backward is the transposed products in reverse order (every map is real linear):
-dQ = Gh_realᵀ dy, dZ = Gw_blockᵀ dQ, dVᵀ = dZ Bᵀ, dB = V dZ, dP from dB by the four
+dQ = Gh_realᵀ dy, dZ = Gw_blockᵀ dQ, dK = dZ Bᵀ, dB = Kᵀ dZ, dP from dB by the four
 combinations' signs, dA = Fh_real dP, dx = Fw_real dA, db = S_h·S_w·Σ_n dZ[0, (r, o), n],
-and dW from dVᵀ through the kernel's transform (along j, then i, transposed).
+and dW from dK through the kernel's transform (along j, then i, transposed).
 """
 
 from __future__ import annotations
@@ -84,8 +84,12 @@ def _t(m):
     return backends.namespace(m).matrix_transpose(m)
 
 
+#: y (OH, OW, O·N) as (OH, OW, O, N) → (N, O, OH, OW)
+TO_NCHW = (3, 2, 0, 1)
+
+
 def kernel_transform(weight, t: _Transforms):
-    """Vᵀ (S_h·F, 2O, 2C): per bin the real form [[Re V, −Im V], [Im V, Re V]]ᵀ of
+    """K (S_h·F, 2O, 2C): per bin the real form [[Re Vᵀ, −Im Vᵀ], [Im Vᵀ, Re Vᵀ]] of
     V[c, o] = conj(Ŵ[o, c, g, f]) = Σ_i conj(Fh[i, g]) Σ_j conj(Fw[j, f]) w[o, c, i, j],
     along j (U, real taps), then along i (complex), then its four blocks put in place."""
     xp = backends.namespace(weight)
@@ -95,22 +99,22 @@ def kernel_transform(weight, t: _Transforms):
     u = t.fw_k @ taps                                            # (kh, 2F, O·C)
     v = t.fh_k @ xp.reshape(u, (2 * kh, -1))                     # (2S_h, F·O·C)
     v = xp.reshape(v, (-1, 2, f, o, c))                          # (S_h, part, F, O, C)
-    vt = xp.empty((v.shape[0], f, 2, o, 2, c), dtype=v.dtype, device=v.device)
-    vt[:, :, 0, :, 0, :] = v[:, 0, ...]
-    vt[:, :, 1, :, 1, :] = v[:, 0, ...]
-    vt[:, :, 1, :, 0, :] = v[:, 1, ...]
-    vt[:, :, 0, :, 1, :] = -v[:, 1, ...]
-    return xp.reshape(vt, (-1, 2 * o, 2 * c))
+    k = xp.empty((v.shape[0], f, 2, o, 2, c), dtype=v.dtype, device=v.device)
+    k[:, :, 0, :, 0, :] = v[:, 0, ...]
+    k[:, :, 1, :, 1, :] = v[:, 0, ...]
+    k[:, :, 1, :, 0, :] = v[:, 1, ...]
+    k[:, :, 0, :, 1, :] = -v[:, 1, ...]
+    return xp.reshape(k, (-1, 2 * o, 2 * c))
 
 
-def kernel_transform_backward(dvt, t: _Transforms, weight_shape):
-    """dW (O, C, kh, kw) for the gradient dVᵀ of :func:`kernel_transform`'s output."""
-    xp = backends.namespace(dvt)
+def kernel_transform_backward(dk, t: _Transforms, weight_shape):
+    """dW (O, C, kh, kw) for the gradient dK of :func:`kernel_transform`'s output."""
+    xp = backends.namespace(dk)
     o, c, kh, kw = weight_shape
     f = t.fw_k.shape[0] // 2
-    dvt = xp.reshape(dvt, (-1, f, 2, o, 2, c))
-    dv = xp.stack([dvt[:, :, 0, :, 0, :] + dvt[:, :, 1, :, 1, :],
-                   dvt[:, :, 1, :, 0, :] - dvt[:, :, 0, :, 1, :]], axis=1)   # (S_h, part, F, O, C)
+    dk = xp.reshape(dk, (-1, f, 2, o, 2, c))
+    dv = xp.stack([dk[:, :, 0, :, 0, :] + dk[:, :, 1, :, 1, :],
+                   dk[:, :, 1, :, 0, :] - dk[:, :, 0, :, 1, :]], axis=1)   # (S_h, part, F, O, C)
     du = _t(t.fh_k) @ xp.reshape(dv, (t.fh_k.shape[0], -1))                  # (2kh, F·O·C)
     dtaps = _t(t.fw_k) @ xp.reshape(du, (kh, 2 * f, o * c))                  # (kh, kw, O·C)
     return xp.permute_dims(xp.reshape(dtaps, (kh, kw, o, c)), (2, 3, 0, 1))
@@ -130,19 +134,19 @@ def forward(x, weight, bias, window: Window):
     b = xp.stack([p[0, :, 0, ...] - p[1, :, 1, ...], p[1, :, 0, ...] + p[0, :, 1, ...]],
                  axis=2)                                         # (S_h, F, 2, C·N)
     b = xp.reshape(b, (s_h * f, 2 * c, n))
-    v = kernel_transform(weight, t)
-    z = v @ b                                                    # (S_h·F, 2O, N)
+    k = kernel_transform(weight, t)
+    z = k @ b                                                    # (S_h·F, 2O, N)
     if bias is not None:
         z[0, :o, :] = z[0, :o, :] + xp.reshape(bias, (o, 1)) * bias_scale(x.shape, window)
     q = t.gw @ xp.reshape(z, (s_h, 2 * f, o * n))                # (S_h, 2OW, O·N)
     y = t.gh @ xp.reshape(q, (2 * s_h, -1))                      # (OH, OW·O·N)
-    return xp.reshape(y, (t.gh.shape[0], t.gw.shape[0] // 2, o * n)), (b, v, tuple(x.shape))
+    return xp.reshape(y, (t.gh.shape[0], t.gw.shape[0] // 2, o * n)), (b, k, tuple(x.shape))
 
 
 def backward(saved, dy, weight, window: Window, input_grad: bool = True):
     """(dx or None, dW, db) for the gradient dy (OH, OW, O·N) of :func:`forward`'s
     output; dx is (N, C, H, W), stored (H, W, C, N)."""
-    b, v, x_shape = saved
+    b, k, x_shape = saved
     xp = backends.namespace(dy)
     n, c, h, w = x_shape
     o, out_h, out_w = weight.shape[0], dy.shape[0], dy.shape[1]
@@ -155,7 +159,7 @@ def backward(saved, dy, weight, window: Window, input_grad: bool = True):
     db = xp.sum(dz[0, :o, :], axis=1) * bias_scale(x_shape, window)
     if not input_grad:
         return None, dw, db
-    d_b = xp.reshape(_t(v) @ dz, (s_h, f, 2, c * n))             # dB (S_h, F, 2, C·N)
+    d_b = xp.reshape(_t(k) @ dz, (s_h, f, 2, c * n))             # dB (S_h, F, 2, C·N)
     dp = xp.empty((2, s_h, 2, f, c * n), dtype=dz.dtype, device=dz.device)
     dp[0, :, 0, ...] = d_b[:, :, 0, :]
     dp[1, :, 1, ...] = -d_b[:, :, 0, :]
