@@ -36,6 +36,13 @@ def _channels_last(backend, host_nchw):
     return backend.xp.permute_dims(nhwc, (0, 3, 1, 2))
 
 
+def _images_innermost(backend, host_nchw):
+    """An (N, C, H, W) view of (H, W, C, N) memory, as the real-form DFT convolution
+    returns it."""
+    hwcn = on(backend, np.ascontiguousarray(np.transpose(host_nchw, (2, 3, 1, 0))))
+    return backend.xp.permute_dims(hwcn, (3, 2, 0, 1))
+
+
 # -- gradients ----------------------------------------------------------------------
 
 BN_CASES = {
@@ -92,6 +99,25 @@ def test_batchnorm2d_any_layout_gives_the_same_results(backend, rng, mode):
         results.append([to_numpy(a) for a in (y, dx, layer.weight.grad, layer.bias.grad)])
     for ours, reference in zip(*results):
         np.testing.assert_allclose(ours, reference, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_batchnorm2d_with_the_images_innermost_gives_the_same_results(backend, rng, mode):
+    host, g = rng.normal(size=(4, 3, 5, 6)), rng.normal(size=(4, 3, 5, 6))
+    nchw, innermost = (_batchnorm_run(backend, x, on(backend, g), mode)
+                       for x in (on(backend, host), _images_innermost(backend, host)))
+    for ours, reference in zip(innermost, nchw):
+        np.testing.assert_allclose(ours, reference, rtol=1e-12, atol=1e-12)
+
+
+def _batchnorm_run(backend, x, g, mode):
+    """y, dx, dγ and dβ of a BatchNorm2d seeded and trained as in the layout tests."""
+    layer = _randomize(BatchNorm2d(3).to(dtype="float64"), backend, np.random.default_rng(7))
+    _train_steps(layer, backend, np.random.default_rng(8), (4, 3, 5, 6))
+    layer.train(mode == "train")
+    y = layer(x)
+    dx = layer.backward(g)
+    return [to_numpy(a) for a in (y, dx, layer.weight.grad, layer.bias.grad)]
 
 
 LN_CASES = {

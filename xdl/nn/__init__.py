@@ -25,11 +25,11 @@ from xdl.nn.transformer import (
 __all__ = [
     "AdaptiveAvgPool2d", "AvgPool2d", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d",
     "Conv1d", "Conv2d", "ConvReLUPool", "ConvTranspose2d", "CrossEntropyLoss", "Dropout",
-    "Dropout2d", "ELU",
-    "Embedding", "Flatten", "GRU", "GRUCell", "GlobalAvgPool2d", "Identity", "LSTM",
-    "LSTMCell", "LayerNorm", "LeakyReLU", "Linear", "Loss", "MSELoss", "MaxPool2d", "Module",
-    "Parameter", "PerceptronLoss", "RNN", "RNNCell", "ReLU", "Sequential", "Sigmoid",
-    "Softmax", "Tanh", "Unflatten", "activation", "init", "is_grad_enabled", "no_grad",
+    "Dropout2d", "ELU", "Embedding", "Flatten", "GRU", "GRUCell", "GlobalAvgPool2d",
+    "Identity", "LSTM", "LSTMCell", "LayerNorm", "LeakyReLU", "Linear", "Loss", "MSELoss",
+    "MaxPool2d", "Module", "Parameter", "PerceptronLoss", "RNN", "RNNCell", "ReLU",
+    "Sequential", "Sigmoid", "Softmax", "Tanh", "Unflatten", "activation", "init",
+    "is_grad_enabled", "no_grad",
     # attention and Transformer layers
     "AdditiveAttention", "DotProductAttention", "MultiheadAttention", "PositionalEncoding",
     "ScaledDotProductAttention", "TransformerDecoder", "TransformerDecoderLayer",

@@ -9,7 +9,7 @@ from xdl import backends
 from xdl.nn.functional import Window
 
 
-def dft_matrix(rows, columns, size: int, sign: int, scale=lambda row: 1.0):
+def _dft_matrix(rows, columns, size: int, sign: int, scale=lambda row: 1.0):
     """[scale(r)·e^{sign·2πi·(r·k mod size)/size}] for r in rows, k in columns."""
     return [[scale(r) * cmath.exp(sign * 2j * cmath.pi * ((r * k) % size) / size)
              for k in columns] for r in rows]
@@ -27,23 +27,25 @@ def dft_matrices(x_shape, window: Window) -> dict[str, list]:
         return (1.0 if f == 0 or 2 * f == s_w else 2.0) / s_w
 
     return {
-        "fw": dft_matrix(range(pw, pw + w), bins, s_w, -1),
-        "fh": dft_matrix(range(ph, ph + h), range(s_h), s_h, -1),
-        "fw_k": dft_matrix(range(kw), bins, s_w, -1),
-        "fh_k": dft_matrix(range(kh), range(s_h), s_h, -1),
-        "gw": dft_matrix(bins, range(s_w - kw + 1), s_w, 1, inverse_weight),
-        "gh": dft_matrix(range(s_h), range(s_h - kh + 1), s_h, 1, lambda _: 1.0 / s_h),
+        "fw": _dft_matrix(range(pw, pw + w), bins, s_w, -1),
+        "fh": _dft_matrix(range(ph, ph + h), range(s_h), s_h, -1),
+        "fw_k": _dft_matrix(range(kw), bins, s_w, -1),
+        "fh_k": _dft_matrix(range(kh), range(s_h), s_h, -1),
+        "gw": _dft_matrix(bins, range(s_w - kw + 1), s_w, 1, inverse_weight),
+        "gh": _dft_matrix(range(s_h), range(s_h - kh + 1), s_h, 1, lambda _: 1.0 / s_h),
     }
 
 
-def cached_matrices(cache: dict, like, x_shape, window: Window, build, dtype: str):
-    """``build(dft_matrices(…))``'s nested lists as arrays of ``dtype`` on ``like``'s
-    backend and device, built once per backend, dtype and geometry."""
+def cached_matrices(cache: dict, like, x_shape, window: Window, build, dtype: str,
+                    hold=dict):
+    """``hold(**arrays)``, the arrays being ``build(dft_matrices(…))``'s nested lists as
+    arrays of ``dtype`` on ``like``'s backend and device; built once per backend, dtype
+    and geometry."""
     owner = backends.backend_of(like)
     key = (str(owner), dtype, tuple(x_shape[2:]), window)
     if key not in cache:
-        cache[key] = {name: owner.asarray(m, dtype)
-                      for name, m in build(dft_matrices(x_shape, window)).items()}
+        cache[key] = hold(**{name: owner.asarray(m, dtype)
+                             for name, m in build(dft_matrices(x_shape, window)).items()})
     return cache[key]
 
 

@@ -45,7 +45,7 @@ class _Transforms:
     gh: object       # (OH, 2S_h)          columns (g, part): Re Gh[g, a], −Im Gh[g, a]
 
 
-_cache: dict[tuple, dict] = {}
+_cache: dict[tuple, _Transforms] = {}
 
 
 def _block(z: complex, out_part: int, in_part: int) -> float:
@@ -76,8 +76,8 @@ def _real_matrices(m: dict) -> dict:
 
 def _transforms(like, x_shape, window: Window) -> _Transforms:
     """The matrices for ``x_shape`` and ``window``, in ``like``'s dtype and device."""
-    return _Transforms(**cached_matrices(_cache, like, x_shape, window, _real_matrices,
-                                         backends.dtype_name(like.dtype)))
+    return cached_matrices(_cache, like, x_shape, window, _real_matrices,
+                           backends.dtype_name(like.dtype), hold=_Transforms)
 
 
 def _t(m):

@@ -215,7 +215,7 @@ def toeplitz_conv2d_forward(x, weight, bias, window: Window):
     return xp.permute_dims(y, (0, 2, 1, 3)), (r, t, plan, tuple(x.shape))
 
 
-def output_rows(grad, plan: Plan):
+def _output_rows(grad, plan: Plan):
     """dY (N·OH·nb, O·B) from grad (N, O, OH, OW); zeros where the last block overhangs."""
     xp = backends.namespace(grad)
     n, o = grad.shape[0], grad.shape[1]
@@ -232,7 +232,7 @@ def toeplitz_conv2d_backward(saved, grad, weight, window: Window, input_grad: bo
     r, t, plan, x_shape = saved
     xp = backends.namespace(grad)
     o = weight.shape[0]
-    dy = output_rows(grad, plan)
+    dy = _output_rows(grad, plan)
     db = channel_sums(dy, o)
     dw = band_backward(xp.matrix_transpose(r) @ dy, window, plan, tuple(weight.shape))
     if not input_grad:

@@ -298,7 +298,7 @@ class Sequential(Module):
     backward: dx = f_1'(... f_n'(dy))
 
     Where a registered fusion accepts a run of children for the input at hand (a
-    Conv2d → ReLU → MaxPool2d on the Toeplitz path: :mod:`xdl.nn.conv_relu_pool`),
+    Conv2d → ReLU → MaxPool2d on the Toeplitz or DFT path: :mod:`xdl.nn.conv_relu_pool`),
     that run goes through the fused stage, with the same result; the stages of the
     last forward are what backward runs.
     """

@@ -35,11 +35,16 @@ def _as_ncl(a):
 def _channel_sum(a):
     """Σ over every axis but 1 of an (N, C, ...) array, as (C,).
 
-    One matrix-vector product per sample, (C, L) @ 1_L, then a sum over the batch:
-    a fast BLAS reduction for any memory layout (NCHW or channels-last views).
+    Matrix-vector products over the axis stored innermost, then a sum: (C, L) @ 1_L per
+    sample for NCHW or channels-last views, or 1_N per pixel, (L, C, N) @ 1_N, where the
+    images are innermost (a real-form DFT convolution's (H, W, C, N) output); either way
+    a fast BLAS reduction, where one over a strided axis would not be.
     """
     xp = backends.namespace(a)
     a3 = _as_ncl(a)
+    a_strides = backends.strides(a3)
+    if a_strides is not None and a3.shape[0] > 1 and a_strides[0] < min(a_strides[1:]):
+        a3 = xp.permute_dims(a3, (2, 1, 0))                  # (L, C, N), N innermost
     ones = xp.ones((a3.shape[2],), dtype=a3.dtype, device=a3.device)
     return xp.sum(a3 @ ones, axis=0)
 
