@@ -1,32 +1,33 @@
 """Conv2d → ReLU → MaxPool2d run as one computation on the Toeplitz product, and the
 stage that Sequential runs for the three layers on the Toeplitz and DFT paths.
 
-The Toeplitz path (:mod:`xdl.nn.conv_toeplitz`) computes the convolution as one
-product Y = R T with rows (n, a, β) (image, output row, block) and columns (o, x)
-(channel, column in the block). When a max pool whose kh×kw windows tile the output
-follows (kernel = stride), its windows read kw neighbouring columns of a block and
-kh neighbouring rows a. Split T by column position j = x mod kw into kw bands T_j,
+The Toeplitz path (:mod:`xdl.nn.conv_toeplitz`) computes the convolution and its bias
+as one product Y = R T with rows (n, a, β) (image, output row, block) and columns
+(x, o) (column in the block, channel). When a max pool whose kh×kw windows tile the
+output follows (kernel = stride), its windows read kw neighbouring columns of a block
+and kh neighbouring rows a. Split T by column position j = x mod kw into kw bands T_j,
 columns (x', o) with x = kw·x' + j, and read the rows as (n, a', i, β), a = kh·a' + i;
 then both passes of :class:`~xdl.nn.pooling.MaxPool2d` are scans over dense arrays,
-and the bias and the ReLU run on the pooled (kh·kw times smaller) array:
+and the ReLU runs on the pooled (kh·kw times smaller) array:
 
     Y_j = R T_j                     (N·OH·nb, B/kw·O)   for j < kw
     M = max_j Y_j                   masks b_w            (width pass)
-    P = max_i M[(n, a', i, β)]      (N, OH/kh, nb·B/kw, O)  masks b_h   (height pass)
-    z = max(P + b, 0)  = y (N, O, OH/kh, OW/kw), stored channels-last
+    P = max_i M[(n, a', i, β)]      (N, OH/kh, nb·B/kw·O)   masks b_h   (height pass)
+    z = max(P, 0)  = y (N, O, OH/kh, OW/kw), stored channels-last
 
-This equals ReLU and pooling after the convolution: max commutes with adding a
-per-channel constant and with ReLU (both non-decreasing, also in rounded arithmetic).
-The gradient goes to each window's first maximum of the values before the bias, which
-is the first maximum after it unless adding b rounds two different values to one.
+This equals ReLU and pooling after the convolution: max commutes with ReLU (both
+non-decreasing, also in rounded arithmetic), and the gradient goes to each window's
+first maximum, as MaxPool2d's does.
 
-Backward, with dz the output gradient in z's layout:
+Backward, with dz the output gradient in z's layout: dP = dz·[z > 0], dM rows
+(n, a', i, β) ← dP routed by b_h, and dY_j = dM·[j wins] for j ≥ 1, dY_0 = dM − Σ_j dY_j
+(b_w). dY_0 is never formed: the products are linear in it, so
 
-    dP = dz·[z > 0],  db = Σ dP
-    dM rows (n, a', i, β) ← dP routed by b_h;  dY_j ← dM routed by b_w
-    dT = Rᵀ [dY_0 | … | dY_{kw−1}] → dW,  dR = [dY_0 | …] [T_0 | …]ᵀ → dx
+    dT_j = Rᵀ dY_j (j ≥ 1),   dT_0 = Rᵀ dM − Σ_{j≥1} dT_j     → dW, db
+    dR = dM T_0ᵀ + Σ_{j≥1} dY_j (T_j − T_0)ᵀ                  → dx
 
-(one product over the bands side by side: BLAS runs it faster than kw narrower ones).
+(products kw columns narrower than one over all bands, which BLAS runs no slower, and
+no pass over the kw-times larger dY).
 
 :class:`ConvReLUPool` is the stage :class:`~xdl.nn.module.Sequential` runs in place
 of the three layers when :func:`fuse` accepts them; on the DFT path it runs
@@ -42,25 +43,25 @@ from xdl.nn.activation import ReLU
 from xdl.nn.conv import Conv2d, accumulate_parameter_grads, param_data
 from xdl.nn.conv_dft_relu_pool import dft_relu_pool_backward, dft_relu_pool_forward
 from xdl.nn.conv_toeplitz import Plan, band, band_backward, input_gradient, rows_matrix
-from xdl.nn.functional import pad_spatial
+from xdl.nn.functional import channels_first, pad_spatial
 from xdl.nn.module import is_grad_enabled, register_fusion
 from xdl.nn.pooling import MaxPool2d, max_scan, max_scan_backward
 
 
-def pool_bands(t, out_channels: int, plan: Plan, kw: int):
-    """T (·, O·B), columns (o, x) → [T_0 | … | T_{kw−1}] (·, O·B): the bands T_j
-    (·, B/kw·O), columns (x', o) with x = kw·x' + j, side by side."""
+def pool_bands(t, plan: Plan, kw: int) -> list:
+    """[T_0, …, T_{kw−1}] of T (·, B·O), columns (x, o): the bands (·, B/kw·O), columns
+    (x', o) with x = kw·x' + j."""
     xp = backends.namespace(t)
-    t = xp.reshape(t, (t.shape[0], out_channels, plan.block // kw, kw))
-    return xp.reshape(xp.permute_dims(t, (0, 3, 2, 1)), (t.shape[0], -1))
+    t = xp.reshape(t, (t.shape[0], plan.block // kw, kw, -1))
+    return [xp.reshape(t[:, :, j, :], (t.shape[0], -1)) for j in range(kw)]
 
 
-def pool_bands_backward(d_bands, out_channels: int, plan: Plan, kw: int):
-    """dT (·, O·B), columns (o, x), from the gradient of :func:`pool_bands`'s output."""
-    xp = backends.namespace(d_bands)
-    rows = d_bands.shape[0]
-    dt = xp.reshape(d_bands, (rows, kw, plan.block // kw, out_channels))
-    return xp.reshape(xp.permute_dims(dt, (0, 3, 2, 1)), (rows, out_channels * plan.block))
+def pool_bands_backward(d_bands: list, plan: Plan):
+    """dT (·, B·O), columns (x, o), from the gradients of :func:`pool_bands`'s bands."""
+    xp = backends.namespace(d_bands[0])
+    rows, kw = d_bands[0].shape[0], len(d_bands)
+    dt = xp.stack([xp.reshape(d, (rows, plan.block // kw, -1)) for d in d_bands], axis=2)
+    return xp.reshape(dt, (rows, -1))
 
 
 def pooled_plan(plan: Plan, pool_kernel) -> Plan:
@@ -68,13 +69,6 @@ def pooled_plan(plan: Plan, pool_kernel) -> Plan:
     kh, kw = pool_kernel
     return replace(plan, out_h=plan.out_h // kh, out_w=plan.out_w // kw,
                    block=plan.block // kw)
-
-
-def _tiled_bias(bias, columns: int):
-    """b[o] at every column (x', o) of a row of ``columns`` values."""
-    xp = backends.namespace(bias)
-    o = bias.shape[0]
-    return xp.reshape(xp.broadcast_to(bias, (columns // o, o)), (columns,))
 
 
 def conv_relu_pool_forward(x, weight, bias, window, pool_kernel):
@@ -87,18 +81,14 @@ def conv_relu_pool_forward(x, weight, bias, window, pool_kernel):
     pooled = pooled_plan(plan, pool_kernel)
     track = is_grad_enabled()
     r = rows_matrix(x, window, plan)
-    bands = pool_bands(band(weight, window, plan), o, plan, kw)
-    width = bands.shape[1] // kw
-    m, width_beats = max_scan([r @ bands[:, j * width:(j + 1) * width] for j in range(kw)],
-                              track)                              # (N·OH·nb, B'·O)
+    bands = pool_bands(band(weight, bias, window, plan), plan, kw)
+    m, width_beats = max_scan([r @ t_j for t_j in bands], track)     # (N·OH·nb, B'·O)
     m = xp.reshape(m, (n, pooled.out_h, kh, -1))
     p, height_beats = max_scan([m[:, :, i, :] for i in range(kh)], track)
-    if bias is not None:
-        p = p + _tiled_bias(bias, p.shape[-1])
-    z = xp.maximum(p, 0.0)                                        # (N, OH', nb·B'·O)
+    z = xp.maximum(p, 0.0)                                            # (N, OH', nb·B'·O)
     y = xp.reshape(z, (n, pooled.out_h, plan.blocks * pooled.block, o))[:, :, :pooled.out_w, :]
     saved = (r, bands, plan, tuple(x.shape), width_beats, height_beats, z) if track else None
-    return xp.permute_dims(y, (0, 3, 1, 2)), saved
+    return channels_first(y), saved
 
 
 def _output_gradient(grad, z_shape):
@@ -114,19 +104,25 @@ def conv_relu_pool_backward(saved, grad, weight, window, pool_kernel, input_grad
     """(dx or None, dW, db) of :func:`conv_relu_pool_forward` for the output gradient."""
     r, bands, plan, x_shape, width_beats, height_beats, z = saved
     xp = backends.namespace(grad)
-    o = weight.shape[0]
     dz = _output_gradient(grad, tuple(z.shape))
     dp = dz * xp.astype(z > 0.0, dz.dtype)
-    db = xp.sum(xp.reshape(xp.sum(xp.reshape(dp, (-1, z.shape[2])), axis=0), (-1, o)), axis=0)
     dm = xp.stack(max_scan_backward(dp, height_beats), axis=2)   # (N, OH', kh, nb·B'·O)
-    dm = xp.reshape(dm, (-1, z.shape[2] // plan.blocks))
-    dy = xp.stack(max_scan_backward(dm, width_beats), axis=1)     # (N·OH·nb, kw, B'·O)
-    dy = xp.reshape(dy, (dm.shape[0], -1))
-    d_band = pool_bands_backward(xp.matrix_transpose(r) @ dy, o, plan, pool_kernel[1])
-    dw = band_backward(d_band, window, plan, tuple(weight.shape))
+    dm = xp.reshape(dm, (-1, z.shape[2] // plan.blocks))          # (N·OH·nb, B'·O)
+    d_wins = max_scan_backward(dm, width_beats, first=False)      # dY_j, j ≥ 1
+    r_t = xp.matrix_transpose(r)
+    d_bands = [r_t @ d for d in d_wins]
+    d_first = r_t @ dm
+    for d in d_bands:
+        d_first = d_first - d
+    dw, db = band_backward(pool_bands_backward([d_first, *d_bands], plan), window, plan,
+                           tuple(weight.shape))
     if not input_grad:
         return None, dw, db
-    d_rows = dy @ xp.matrix_transpose(bands)
+    rows = plan.band_rows(window, x_shape[1])
+    first = bands[0][:rows, :]
+    d_rows = dm @ xp.matrix_transpose(first)
+    for d, t_j in zip(d_wins, bands[1:]):
+        d_rows = d_rows + d @ xp.matrix_transpose(t_j[:rows, :] - first)
     return input_gradient(d_rows, window, plan, x_shape), dw, db
 
 

@@ -4,35 +4,37 @@ output columns.
 Along the width, a convolution of an image row is a product with a banded matrix. Cut
 each output row into blocks of B columns; block β starts at column x₀ = βB and reads
 the L = s(B − 1) + d(kw − 1) + 1 input columns from s·x₀ on. With the padded input x_p
-stored (N, H_p, C, W_p), its rows
+stored channels-last (N, H_p, W_p, C), its rows
 
-    R[(n, a, β), (i, c, u)] = x_p[n, s·a + d·i, c, s·x₀ + u]        (u < L)
+    R[(n, a, β), (i, u, c)] = x_p[n, s·a + d·i, s·x₀ + u, c]        (u < L)
 
-and the band T[(i, c, u), (o, x)] = Σ_j w[o, c, i, j] · [u = s·x + d·j]  (x < B),
+(for each kernel row i one run of L·C contiguous values of x_p), and the band
 
-    y[n, o, a, x₀ + x] = b[o] + (R T)[(n, a, β), (o, x)]
+    T[(i, u, c), (x, o)] = Σ_j w[o, c, i, j] · [u = s·x + d·j]        (x < B),
 
-is one product (N·OH·nb, kh·C·L) @ (kh·C·L, O·B), nb = ⌈OW / B⌉ blocks per row. It
-does L/kw times the multiply-adds of the direct sum (the zeros of the band), but R
-copies only kh·L/B values per output pixel and input channel where im2col copies
-kh·kw, and the product is O·B columns wide where im2col's is O: with few channels
-(LeNet-5) im2col's copy and its narrow product dominate, and this path wins.
-B = 1 is im2col itself; B = OW is one band per kernel row.
+    y[n, a, x₀ + x, o] = b[o] + (R T)[(n, a, β), (x, o)]
 
-Backward, with dY as (N·OH·nb, O·B):
+is one product (N·OH·nb, kh·L·C) @ (kh·L·C, B·O), nb = ⌈OW / B⌉ blocks per row, whose
+rows are y channels-last (N, OH, nb·B, O) as they stand. The bias rides in the product:
+R gets a column of ones and T a row T[1, (x, o)] = b[o], so no pass over y adds it,
+and its gradient is the matching row of dT; zero columns of R and rows of T then round
+the inner dimension up to ``depth`` (see ROWS_MULTIPLE). The product does L/kw times the
+multiply-adds of the direct sum (the zeros of the band), but R copies only kh·L/B
+values per output pixel and input channel where im2col copies kh·kw, and it is O·B
+columns wide where im2col's is O: with few channels (LeNet-5) im2col's copy and its
+narrow product dominate, and this path wins. B = 1 is im2col itself; B = OW is one
+band per kernel row.
 
-    dT = Rᵀ dY,        dW[o, c, i, j] = Σ_{u, x} dT[(i, c, u), (o, x)] · [u = s·x + d·j]
-    dR = dY Tᵀ,        dx_p[n, s·a + d·i, c, s·x₀ + u] += dR[(n, a, β), (i, c, u)]
-    db = Σ_rows dY     (summed over the B columns of each channel)
+Backward, with dY as (N·OH·nb, B·O) and T₀ the band without its bias row:
+
+    dT = Rᵀ dY,        dW[o, c, i, j] = Σ_{u, x} dT[(i, u, c), (x, o)] · [u = s·x + d·j]
+                       db[o] = Σ_x dT[1, (x, o)]
+    dR = dY T₀ᵀ,       dx_p[n, s·a + d·i, s·x₀ + u, c] += dR[(n, a, β), (i, u, c)]
 
 T and dW go through the 0/1 shift tensor S[j, u, x] = [u = s·x + d·j] as products,
 T = w (O·C·kh, kw) @ S (kw, L·B) and dW = dT (O·C·kh, L·B) @ Sᵀ, so every step is an
 array-API operation. R is kept from the forward for dW (it is about kw times smaller
 than im2col's matrix).
-
-Memory layout: y is stored (N, OH, O, OW), "NHCW", the layout R reads from. Element-wise
-layers and max pooling keep it, so the next Toeplitz convolution's R copies runs of L
-contiguous values.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 
 from xdl import backends
 from xdl.nn.conv_dft import IM2COL_COPY_COST
-from xdl.nn.functional import Window, pad_spatial
+from xdl.nn.functional import Window, channels_first, channels_last, pad_spatial
 
 #: A block holds at least this many output values per row (O·B columns): below it BLAS
 #: runs the product well under its peak (measured on LeNet-5's layers, where O·B = 84
@@ -53,7 +55,7 @@ FULL_RATE_COLUMNS = 32
 
 #: A value copied into R or im2col's matrix costs IM2COL_COPY_COST multiply-adds when
 #: the copy moves contiguous runs of at least this many values; shorter runs cost
-#: IM2COL_COPY_COST·FULL_RATE_RUN/run per value (R's runs are L long, the output's B).
+#: IM2COL_COPY_COST·FULL_RATE_RUN/run per value (R's runs are L·C long).
 FULL_RATE_RUN = 16
 
 #: The Toeplitz path is taken when its estimated cost is at most 1/this of im2col's.
@@ -62,6 +64,13 @@ FULL_RATE_RUN = 16
 #: channels: B = 14, L = 18) and loses where blocks are a few columns wide (the book
 #: CNN's first layer, 3×3 layers of 16 channels), whose copies move short runs.
 TOEPLITZ_SPEEDUP_NEEDED = 1.25
+
+#: The product's inner dimension (R's columns: kh·L·C values, the bias's ones, then
+#: zeros) is rounded up to a multiple of this. BLAS splits dT = Rᵀ dY over R's columns
+#: between its threads and runs whole micro-tiles faster: on LeNet-5's first layer
+#: (kh·L·C + 1 = 91 → 96) its training step (forward and dW) took 5% less time with two
+#: threads (benchmarks/cnn_stages.py), for 5% more multiply-adds in the forward.
+ROWS_MULTIPLE = 16
 
 
 def toeplitz_applies(groups: int) -> bool:
@@ -80,20 +89,15 @@ def _copy_cost(run: int) -> float:
 
 
 def estimated_costs(x_shape, out_channels: int, window: Window) -> dict[str, float]:
-    """Per output pixel (all channels) and forward pass, in multiply-adds.
-
-    im2col: kh·kw·C matrix rows' worth of product and copy. Toeplitz: kh·C·L/B rows of
-    R (product O·B wide, copies in runs of L) and, with several blocks, the O output
-    values moved into (N, OH, O, OW) in runs of B."""
+    """Per output pixel (all channels) and forward pass, in multiply-adds: im2col's
+    kh·kw·C matrix rows' worth of product and copy; the Toeplitz path's kh·C·L/B rows
+    of R, a product O·B wide and copies in runs of L·C."""
     c, o = x_shape[1], out_channels
     (kh, kw) = window.kernel
     plan = Plan.of(x_shape, o, window)
-    toeplitz = kh * c * plan.span / plan.block * (_product_cost(o * plan.block)
-                                                  + _copy_cost(plan.span))
-    if plan.blocks > 1:
-        toeplitz += o * _copy_cost(plan.block)
     return {"im2col": kh * kw * c * (_product_cost(o) + IM2COL_COPY_COST),
-            "toeplitz": toeplitz}
+            "toeplitz": kh * c * plan.span / plan.block * (_product_cost(o * plan.block)
+                                                           + _copy_cost(plan.span * c))}
 
 
 def toeplitz_is_cheaper(x_shape, out_channels: int, window: Window, groups: int) -> bool:
@@ -134,6 +138,16 @@ class Plan:
         width = max(w + 2 * pw, sw * block * (blocks - 1) + span)
         return cls(out_h, out_w, block, blocks, span, (h + 2 * ph, width))
 
+    def band_rows(self, window: Window, channels: int) -> int:
+        """kh·L·C, the rows of T that hold the kernel (R's columns that hold x_p)."""
+        return window.kernel[0] * self.span * channels
+
+    def depth(self, window: Window, channels: int) -> int:
+        """The product's inner dimension: kh·L·C, one for the bias, rounded up to a
+        multiple of ROWS_MULTIPLE."""
+        rows = self.band_rows(window, channels) + 1
+        return -(-rows // ROWS_MULTIPLE) * ROWS_MULTIPLE
+
 
 _shift_cache: dict[tuple, object] = {}
 
@@ -152,23 +166,31 @@ def _shift(like, window: Window, plan: Plan):
     return _shift_cache[key]
 
 
-def band(weight, window: Window, plan: Plan):
-    """T (kh·C·L, O·B): T[(i, c, u), (o, x)] = Σ_j w[o, c, i, j]·[u = s·x + d·j]."""
+def band(weight, bias, window: Window, plan: Plan):
+    """T (depth, B·O): T[(i, u, c), (x, o)] = Σ_j w[o, c, i, j]·[u = s·x + d·j], below it
+    the bias row T[1, (x, o)] = b[o] (zeros without a bias), then rows of zeros."""
     xp = backends.namespace(weight)
     o, c, kh, kw = weight.shape
     t = xp.reshape(weight, (o * c * kh, kw)) @ _shift(weight, window, plan)
-    t = xp.permute_dims(xp.reshape(t, (o, c, kh, plan.span, plan.block)), (2, 1, 3, 0, 4))
-    return xp.reshape(t, (kh * c * plan.span, o * plan.block))
+    t = xp.permute_dims(xp.reshape(t, (o, c, kh, plan.span, plan.block)), (2, 3, 1, 4, 0))
+    t = xp.reshape(t, (kh * plan.span * c, plan.block * o))
+    if bias is None:
+        bias = xp.zeros((o,), dtype=t.dtype, device=t.device)
+    bias_row = xp.reshape(xp.broadcast_to(bias, (plan.block, o)), (1, plan.block * o))
+    zeros = xp.zeros((plan.depth(window, c) - t.shape[0] - 1, t.shape[1]), dtype=t.dtype,
+                     device=t.device)
+    return xp.concat([t, bias_row, zeros], axis=0)
 
 
 def band_backward(d_band, window: Window, plan: Plan, weight_shape):
-    """dW (O, C, kh, kw) for the gradient dT of :func:`band`'s output."""
+    """(dW (O, C, kh, kw), db (O,)) for the gradient dT of :func:`band`'s output."""
     xp = backends.namespace(d_band)
     o, c, kh, kw = weight_shape
-    dt = xp.reshape(d_band, (kh, c, plan.span, o, plan.block))
-    dt = xp.reshape(xp.permute_dims(dt, (3, 1, 0, 2, 4)), (o * c * kh, plan.span * plan.block))
-    dw = dt @ xp.matrix_transpose(_shift(d_band, window, plan))
-    return xp.reshape(dw, weight_shape)
+    rows = plan.band_rows(window, c)
+    dt = xp.reshape(d_band[:rows, :], (kh, plan.span, c, plan.block, o))
+    dt = xp.reshape(xp.permute_dims(dt, (4, 2, 0, 1, 3)), (o * c * kh, plan.span * plan.block))
+    dw = xp.reshape(dt @ xp.matrix_transpose(_shift(d_band, window, plan)), weight_shape)
+    return dw, xp.sum(xp.reshape(d_band[rows, :], (plan.block, o)), axis=0)
 
 
 def _windows(window: Window, plan: Plan):
@@ -182,79 +204,65 @@ def _windows(window: Window, plan: Plan):
 
 
 def rows_matrix(x, window: Window, plan: Plan):
-    """R (N·OH·nb, kh·C·L), from kh·nb strided copies of x_p."""
+    """R (N·OH·nb, depth): kh·nb strided copies of x_p, a column of ones (the bias's),
+    then columns of zeros."""
     xp = backends.namespace(x)
     n, c, w = x.shape[0], x.shape[1], x.shape[3]
-    kh = window.kernel[0]
+    run = plan.span * c
+    width = plan.band_rows(window, c)
     overhang = plan.padded[1] - (w + 2 * window.padding[1])
-    x_p = pad_spatial(xp.permute_dims(x, (0, 2, 1, 3)), window.padding, axes=(1, 3),
-                      extra=(0, overhang))                        # (N, H_p, C, W_p)
-    r = xp.empty((n, plan.out_h, plan.blocks, kh, c, plan.span), dtype=x.dtype,
-                 device=x.device)
+    x_p = pad_spatial(channels_last(x), window.padding, extra=(0, overhang))  # (N, H_p, W_p, C)
+    depth = plan.depth(window, c)
+    r = xp.empty((n, plan.out_h, plan.blocks, depth), dtype=x.dtype, device=x.device)
     for beta, i, rows, cols in _windows(window, plan):
-        r[:, :, beta, i, ...] = x_p[:, rows, :, cols]
-    return xp.reshape(r, (n * plan.out_h * plan.blocks, kh * c * plan.span))
+        r[:, :, beta, i * run:(i + 1) * run] = xp.reshape(x_p[:, rows, cols, :],
+                                                          (n, plan.out_h, run))
+    r[:, :, :, width] = 1.0
+    r[:, :, :, width + 1:] = 0.0
+    return xp.reshape(r, (n * plan.out_h * plan.blocks, depth))
 
 
 def toeplitz_conv2d_forward(x, weight, bias, window: Window):
-    """(y, saved): y = conv(x) (N, O, OH, OW), stored (N, OH, O, OW) in memory."""
+    """(y, saved): y = conv(x) (N, O, OH, OW), stored channels-last in memory."""
     xp = backends.namespace(x)
     n, o = x.shape[0], weight.shape[0]
     plan = Plan.of(x.shape, o, window)
     r = rows_matrix(x, window, plan)
-    t = band(weight, window, plan)
-    y = r @ t                                                     # (N·OH·nb, O·B)
-    if plan.blocks == 1:
-        y = xp.reshape(y, (n, plan.out_h, o, plan.out_w))
-    else:
-        y = xp.reshape(y, (n, plan.out_h, plan.blocks, o, plan.block))
-        y = xp.reshape(xp.permute_dims(y, (0, 1, 3, 2, 4)),
-                       (n, plan.out_h, o, plan.blocks * plan.block))[..., :plan.out_w]
-    if bias is not None:
-        y = y + xp.reshape(bias, (o, 1))
-    return xp.permute_dims(y, (0, 2, 1, 3)), (r, t, plan, tuple(x.shape))
+    t = band(weight, bias, window, plan)
+    y = xp.reshape(r @ t, (n, plan.out_h, plan.blocks * plan.block, o))[:, :, :plan.out_w, :]
+    return channels_first(y), (r, t, plan, tuple(x.shape))
 
 
 def _output_rows(grad, plan: Plan):
-    """dY (N·OH·nb, O·B) from grad (N, O, OH, OW); zeros where the last block overhangs."""
+    """dY (N·OH·nb, B·O) from grad (N, O, OH, OW); zeros where the last block overhangs."""
     xp = backends.namespace(grad)
-    n, o = grad.shape[0], grad.shape[1]
-    g = xp.permute_dims(grad, (0, 2, 1, 3))                       # (N, OH, O, OW)
-    if plan.blocks == 1:
-        return xp.reshape(g, (n * plan.out_h, o * plan.out_w))
-    g = pad_spatial(g, (0, 0), axes=(1, 3), extra=(0, plan.blocks * plan.block - plan.out_w))
-    g = xp.reshape(g, (n, plan.out_h, o, plan.blocks, plan.block))
-    return xp.reshape(xp.permute_dims(g, (0, 1, 3, 2, 4)), (-1, o * plan.block))
+    g = pad_spatial(channels_last(grad), (0, 0),
+                    extra=(0, plan.blocks * plan.block - plan.out_w))   # (N, OH, nb·B, O)
+    return xp.reshape(g, (-1, plan.block * grad.shape[1]))
 
 
 def toeplitz_conv2d_backward(saved, grad, weight, window: Window, input_grad: bool = True):
     """(dx or None, dW, db) of :func:`toeplitz_conv2d_forward` for the output gradient."""
     r, t, plan, x_shape = saved
     xp = backends.namespace(grad)
-    o = weight.shape[0]
     dy = _output_rows(grad, plan)
-    db = channel_sums(dy, o)
-    dw = band_backward(xp.matrix_transpose(r) @ dy, window, plan, tuple(weight.shape))
+    dw, db = band_backward(xp.matrix_transpose(r) @ dy, window, plan, tuple(weight.shape))
     if not input_grad:
         return None, dw, db
+    t = t[:plan.band_rows(window, x_shape[1]), :]
     return input_gradient(dy @ xp.matrix_transpose(t), window, plan, x_shape), dw, db
 
 
-def channel_sums(rows, channels: int):
-    """Σ over the rows and the block columns of each channel of (·, O·B) ``rows``."""
-    xp = backends.namespace(rows)
-    return xp.sum(xp.reshape(xp.sum(rows, axis=0), (channels, -1)), axis=1)
-
-
 def input_gradient(d_rows, window: Window, plan: Plan, x_shape):
-    """dx (N, C, H, W) from dR = dY Tᵀ (N·OH·nb, kh·C·L), summed back into the padded
-    input: kh·nb strided adds."""
+    """dx (N, C, H, W), stored channels-last, from dR = dY T₀ᵀ (N·OH·nb, kh·L·C), summed
+    back into the padded input: kh·nb strided adds."""
     xp = backends.namespace(d_rows)
     n, c, h, w = x_shape
     ph, pw = window.padding
-    kh = window.kernel[0]
-    dr = xp.reshape(d_rows, (n, plan.out_h, plan.blocks, kh, c, plan.span))
-    dx = xp.zeros((n, plan.padded[0], c, plan.padded[1]), dtype=dr.dtype, device=dr.device)
+    run = plan.span * c
+    dr = xp.reshape(d_rows, (n, plan.out_h, plan.blocks, plan.band_rows(window, c)))
+    dx = xp.zeros((n, plan.padded[0], plan.padded[1], c), dtype=dr.dtype, device=dr.device)
     for beta, i, rows, cols in _windows(window, plan):
-        dx[:, rows, :, cols] += dr[:, :, beta, i, ...]
-    return xp.permute_dims(dx[:, ph:ph + h, :, pw:pw + w], (0, 2, 1, 3))
+        dx[:, rows, cols, :] += xp.reshape(dr[:, :, beta, i * run:(i + 1) * run],
+                                           (n, plan.out_h, plan.span, c))
+    return channels_first(dx[:, ph:ph + h, pw:pw + w, :])

@@ -126,12 +126,14 @@ class CrossEntropyLoss(Loss):
         labels = xp.reshape(target, (-1, 1))
         classes_row = xp.reshape(xp.arange(classes, dtype=target.dtype, device=target.device),
                                  (1, classes))
-        onehot = xp.astype(labels == classes_row, logits.dtype)
-        valid = xp.astype((labels != self.ignore_index) & (labels >= 0)
-                          & (labels < classes), logits.dtype)
+        onehot = xp.astype(labels == classes_row, logits.dtype)  # 0 rows off [0, C)
+        if 0 <= self.ignore_index < classes:
+            onehot = onehot * xp.astype(labels != self.ignore_index, logits.dtype)
         if self.label_smoothing:
-            onehot = (1.0 - self.label_smoothing) * onehot + self.label_smoothing / classes
-        return onehot * valid, xp.sum(valid), sample_shape
+            valid = xp.sum(onehot, axis=1, keepdims=True)
+            q = (1.0 - self.label_smoothing) * onehot + self.label_smoothing / classes * valid
+            return q, xp.sum(valid), sample_shape
+        return onehot, xp.sum(onehot), sample_shape
 
     def backward(self, grad=None):
         logp, q, scale, moved_shape = self.saved

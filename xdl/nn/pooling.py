@@ -235,15 +235,19 @@ def max_scan(slices, track: bool = True):
     return y, beats
 
 
-def max_scan_backward(g, beats) -> list:
+def max_scan_backward(g, beats, first: bool = True) -> list:
     """The slices' gradients for the gradient g of :func:`max_scan`'s y: g goes to the
-    last k with b_k (the first maximum), else to slice 0."""
+    last k with b_k (the first maximum), else to slice 0. Without ``first`` the list
+    leaves out slice 0's (g minus the others'), for a caller that only needs it
+    through a linear map and takes it by linearity."""
     xp = backends.namespace(g)
     parts = []
-    for b_k in reversed(beats):
+    for k, b_k in enumerate(reversed(beats)):
         parts.append(g * xp.astype(b_k, g.dtype))
-        g = g - parts[-1]
-    return [g, *reversed(parts)]
+        if first or k < len(beats) - 1:
+            g = g - parts[-1]
+    parts.reverse()
+    return [g, *parts] if first else parts
 
 
 class AvgPool2d(_Pool2d):
