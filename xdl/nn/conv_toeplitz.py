@@ -68,8 +68,8 @@ TOEPLITZ_SPEEDUP_NEEDED = 1.25
 #: The product's inner dimension (R's columns: kh·L·C values, the bias's ones, then
 #: zeros) is rounded up to a multiple of this. BLAS splits dT = Rᵀ dY over R's columns
 #: between its threads and runs whole micro-tiles faster: on LeNet-5's first layer
-#: (kh·L·C + 1 = 91 → 96) its training step (forward and dW) took 5% less time with two
-#: threads (benchmarks/cnn_stages.py), for 5% more multiply-adds in the forward.
+#: (kh·L·C + 1 = 91 → 96) the fused stage's forward and dW took 5% less time with two
+#: OpenBLAS threads (in-process A/B against 91, 100 rounds), for 5% more multiply-adds.
 ROWS_MULTIPLE = 16
 
 
