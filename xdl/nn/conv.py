@@ -8,7 +8,7 @@ the weight as W (O, kh·kw·C), a convolution is one matrix product
 so a convolution's output is stored NHWC (channels last) in memory; kernel-major ones
 with few output channels store it (O, N, OH, OW) instead (see CHANNEL_MAJOR_BELOW), the
 DFT path (:mod:`xdl.nn.conv_dft`) stores it (OH, OW, N, O) ((OH, OW, O, N) in its real
-form) and the Toeplitz path (:mod:`xdl.nn.conv_toeplitz`) (N, OH, O, OW).
+form) and the Toeplitz path (:mod:`xdl.nn.conv_toeplitz`) NHWC.
 Max pooling and Flatten hand back gradients in the layout of what they saved, so the
 element-wise backward passes meet one layout (mixed ones run several times slower).
 
