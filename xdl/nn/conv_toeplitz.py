@@ -55,7 +55,7 @@ FULL_RATE_COLUMNS = 32
 
 #: A value copied into R or im2col's matrix costs IM2COL_COPY_COST multiply-adds when
 #: the copy moves contiguous runs of at least this many values; shorter runs cost
-#: IM2COL_COPY_COST·FULL_RATE_RUN/run per value (R's runs are L·C long).
+#: IM2COL_COPY_COST·FULL_RATE_RUN/run per value.
 FULL_RATE_RUN = 16
 
 #: The Toeplitz path is taken when its estimated cost is at most 1/this of im2col's.
@@ -91,13 +91,18 @@ def _copy_cost(run: int) -> float:
 def estimated_costs(x_shape, out_channels: int, window: Window) -> dict[str, float]:
     """Per output pixel (all channels) and forward pass, in multiply-adds: im2col's
     kh·kw·C matrix rows' worth of product and copy; the Toeplitz path's kh·C·L/B rows
-    of R, a product O·B wide and copies in runs of L·C."""
+    of R (a product O·B wide, copies in runs of L) and, with several blocks, O output
+    values moved in runs of B. (Fitted before R was read channels-last and the output
+    came out channels-last without a move; kept so that ``auto`` decides as measured.)"""
     c, o = x_shape[1], out_channels
     (kh, kw) = window.kernel
     plan = Plan.of(x_shape, o, window)
+    toeplitz = kh * c * plan.span / plan.block * (_product_cost(o * plan.block)
+                                                  + _copy_cost(plan.span))
+    if plan.blocks > 1:
+        toeplitz += o * _copy_cost(plan.block)
     return {"im2col": kh * kw * c * (_product_cost(o) + IM2COL_COPY_COST),
-            "toeplitz": kh * c * plan.span / plan.block * (_product_cost(o * plan.block)
-                                                           + _copy_cost(plan.span * c))}
+            "toeplitz": toeplitz}
 
 
 def toeplitz_is_cheaper(x_shape, out_channels: int, window: Window, groups: int) -> bool:
