@@ -42,8 +42,15 @@ from xdl import backends
 from xdl.nn.activation import ReLU
 from xdl.nn.conv import Conv2d, accumulate_parameter_grads, param_data
 from xdl.nn.conv_dft_relu_pool import dft_relu_pool_backward, dft_relu_pool_forward
-from xdl.nn.conv_toeplitz import Plan, band, band_backward, input_gradient, rows_matrix
-from xdl.nn.functional import channels_first, pad_spatial
+from xdl.nn.conv_toeplitz import (
+    Plan,
+    band,
+    band_backward,
+    input_gradient,
+    output_image,
+    output_rows,
+    rows_matrix,
+)
 from xdl.nn.module import is_grad_enabled, register_fusion
 from xdl.nn.pooling import MaxPool2d, max_scan, max_scan_backward
 
@@ -86,25 +93,16 @@ def conv_relu_pool_forward(x, weight, bias, window, pool_kernel):
     m = xp.reshape(m, (n, pooled.out_h, kh, -1))
     p, height_beats = max_scan([m[:, :, i, :] for i in range(kh)], track)
     z = xp.maximum(p, 0.0)                                            # (N, OH', nb·B'·O)
-    y = xp.reshape(z, (n, pooled.out_h, plan.blocks * pooled.block, o))[:, :, :pooled.out_w, :]
     saved = (r, bands, plan, tuple(x.shape), width_beats, height_beats, z) if track else None
-    return channels_first(y), saved
-
-
-def _output_gradient(grad, z_shape):
-    """dz in z's layout (N, OH', nb·B'·O) from grad (N, O, OH', OW'); zeros where the
-    last block overhangs."""
-    xp = backends.namespace(grad)
-    g = xp.permute_dims(grad, (0, 2, 3, 1))                       # (N, OH', OW', O)
-    overhang = z_shape[-1] // g.shape[3] - g.shape[2]
-    return xp.reshape(pad_spatial(g, (0, 0), extra=(0, overhang)), z_shape)
+    return output_image(z, pooled, n, o), saved
 
 
 def conv_relu_pool_backward(saved, grad, weight, window, pool_kernel, input_grad=True):
     """(dx or None, dW, db) of :func:`conv_relu_pool_forward` for the output gradient."""
     r, bands, plan, x_shape, width_beats, height_beats, z = saved
     xp = backends.namespace(grad)
-    dz = _output_gradient(grad, tuple(z.shape))
+    pooled = pooled_plan(plan, pool_kernel)
+    dz = xp.reshape(output_rows(grad, pooled), tuple(z.shape))    # (N, OH', nb·B'·O)
     dp = dz * xp.astype(z > 0.0, dz.dtype)
     dm = xp.stack(max_scan_backward(dp, height_beats), axis=2)   # (N, OH', kh, nb·B'·O)
     dm = xp.reshape(dm, (-1, z.shape[2] // plan.blocks))          # (N·OH·nb, B'·O)

@@ -229,17 +229,23 @@ def rows_matrix(x, window: Window, plan: Plan):
 
 def toeplitz_conv2d_forward(x, weight, bias, window: Window):
     """(y, saved): y = conv(x) (N, O, OH, OW), stored channels-last in memory."""
-    xp = backends.namespace(x)
     n, o = x.shape[0], weight.shape[0]
     plan = Plan.of(x.shape, o, window)
     r = rows_matrix(x, window, plan)
     t = band(weight, bias, window, plan)
-    y = xp.reshape(r @ t, (n, plan.out_h, plan.blocks * plan.block, o))[:, :, :plan.out_w, :]
-    return channels_first(y), (r, t, plan, tuple(x.shape))
+    return output_image(r @ t, plan, n, o), (r, t, plan, tuple(x.shape))
 
 
-def _output_rows(grad, plan: Plan):
-    """dY (N·OH·nb, B·O) from grad (N, O, OH, OW); zeros where the last block overhangs."""
+def output_image(rows, plan: Plan, n: int, o: int):
+    """y (N, O, OH, OW), a channels-last view, from output rows (N·OH·nb, B·O) (or any
+    array of that size in that order); the columns the last block overhangs dropped."""
+    y = backends.namespace(rows).reshape(rows, (n, plan.out_h, plan.blocks * plan.block, o))
+    return channels_first(y[:, :, :plan.out_w, :])
+
+
+def output_rows(grad, plan: Plan):
+    """dY (N·OH·nb, B·O) from grad (N, O, OH, OW), the inverse of :func:`output_image`;
+    zeros where the last block overhangs."""
     xp = backends.namespace(grad)
     g = pad_spatial(channels_last(grad), (0, 0),
                     extra=(0, plan.blocks * plan.block - plan.out_w))   # (N, OH, nb·B, O)
@@ -250,7 +256,7 @@ def toeplitz_conv2d_backward(saved, grad, weight, window: Window, input_grad: bo
     """(dx or None, dW, db) of :func:`toeplitz_conv2d_forward` for the output gradient."""
     r, t, plan, x_shape = saved
     xp = backends.namespace(grad)
-    dy = _output_rows(grad, plan)
+    dy = output_rows(grad, plan)
     dw, db = band_backward(xp.matrix_transpose(r) @ dy, window, plan, tuple(weight.shape))
     if not input_grad:
         return None, dw, db
