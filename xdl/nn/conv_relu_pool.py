@@ -6,21 +6,22 @@ as one product Y = R T with rows (n, a, β) (image, output row, block) and colum
 (x, o) (column in the block, channel). When a max pool whose kh×kw windows tile the
 output follows (kernel = stride), its windows read kw neighbouring columns of a block
 and kh neighbouring rows a. Split T by column position j = x mod kw into kw bands T_j,
-columns (x', o) with x = kw·x' + j, and read the rows as (n, a', i, β), a = kh·a' + i;
-then both passes of :class:`~xdl.nn.pooling.MaxPool2d` are scans over dense arrays,
-and the ReLU runs on the pooled (kh·kw times smaller) array:
+columns (x', o) with x = kw·x' + j, and order R's rows (i, n, a', β), a = kh·a' + i
+(the plan's row groups); then both passes of :class:`~xdl.nn.pooling.MaxPool2d` are
+scans over dense arrays (the bands' products, then the kh contiguous row groups), and
+the ReLU runs on the pooled (kh·kw times smaller) array:
 
     Y_j = R T_j                     (N·OH·nb, B/kw·O)   for j < kw
     M = max_j Y_j                   masks b_w            (width pass)
-    P = max_i M[(n, a', i, β)]      (N, OH/kh, nb·B/kw·O)   masks b_h   (height pass)
+    P = max_i M[(i, ·)]             (N·OH/kh·nb, B/kw·O)   masks b_h   (height pass)
     z = max(P, 0)  = y (N, O, OH/kh, OW/kw), stored channels-last
 
 This equals ReLU and pooling after the convolution: max commutes with ReLU (both
 non-decreasing, also in rounded arithmetic), and the gradient goes to each window's
 first maximum, as MaxPool2d's does.
 
-Backward, with dz the output gradient in z's layout: dP = dz·[z > 0], dM rows
-(n, a', i, β) ← dP routed by b_h, and dY_j = dM·[j wins] for j ≥ 1, dY_0 = dM − Σ_j dY_j
+Backward, with dz the output gradient in z's layout: dP = dz·[z > 0], dM's row groups
+(i, ·) ← dP routed by b_h, and dY_j = dM·[j wins] for j ≥ 1, dY_0 = dM − Σ_j dY_j
 (b_w). dY_0 is never formed: the products are linear in it, so
 
     dT_j = Rᵀ dY_j (j ≥ 1),   dT_0 = Rᵀ dM − Σ_{j≥1} dT_j     → dW, db
@@ -72,10 +73,11 @@ def pool_bands_backward(d_bands: list, plan: Plan):
 
 
 def pooled_plan(plan: Plan, pool_kernel) -> Plan:
-    """The geometry of the pooled output in the same blocks: OH/kh rows, B/kw columns."""
+    """The geometry of the pooled output in the same blocks: OH/kh rows, B/kw columns,
+    rows (n, a', β)."""
     kh, kw = pool_kernel
     return replace(plan, out_h=plan.out_h // kh, out_w=plan.out_w // kw,
-                   block=plan.block // kw)
+                   block=plan.block // kw, row_groups=1)
 
 
 def conv_relu_pool_forward(x, weight, bias, window, pool_kernel):
@@ -84,15 +86,15 @@ def conv_relu_pool_forward(x, weight, bias, window, pool_kernel):
     xp = backends.namespace(x)
     n, o = x.shape[0], weight.shape[0]
     kh, kw = pool_kernel
-    plan = Plan.of(x.shape, o, window, block_multiple=kw)
+    plan = Plan.of(x.shape, o, window, block_multiple=kw, row_groups=kh)
     pooled = pooled_plan(plan, pool_kernel)
     track = is_grad_enabled()
     r = rows_matrix(x, window, plan)
     bands = pool_bands(band(weight, bias, window, plan), plan, kw)
     m, width_beats = max_scan([r @ t_j for t_j in bands], track)     # (N·OH·nb, B'·O)
-    m = xp.reshape(m, (n, pooled.out_h, kh, -1))
-    p, height_beats = max_scan([m[:, :, i, :] for i in range(kh)], track)
-    z = xp.maximum(p, 0.0)                                            # (N, OH', nb·B'·O)
+    group = m.shape[0] // kh
+    p, height_beats = max_scan([m[i * group:(i + 1) * group, :] for i in range(kh)], track)
+    z = xp.maximum(p, 0.0)                                            # (N·OH'·nb, B'·O)
     saved = (r, bands, plan, tuple(x.shape), width_beats, height_beats, z) if track else None
     return output_image(z, pooled, n, o), saved
 
@@ -102,10 +104,9 @@ def conv_relu_pool_backward(saved, grad, weight, window, pool_kernel, input_grad
     r, bands, plan, x_shape, width_beats, height_beats, z = saved
     xp = backends.namespace(grad)
     pooled = pooled_plan(plan, pool_kernel)
-    dz = xp.reshape(output_rows(grad, pooled), tuple(z.shape))    # (N, OH', nb·B'·O)
+    dz = output_rows(grad, pooled)                                # (N·OH'·nb, B'·O)
     dp = dz * xp.astype(z > 0.0, dz.dtype)
-    dm = xp.stack(max_scan_backward(dp, height_beats), axis=2)   # (N, OH', kh, nb·B'·O)
-    dm = xp.reshape(dm, (-1, z.shape[2] // plan.blocks))          # (N·OH·nb, B'·O)
+    dm = xp.concat(max_scan_backward(dp, height_beats), axis=0)   # (N·OH·nb, B'·O)
     d_wins = max_scan_backward(dm, width_beats, first=False)      # dY_j, j ≥ 1
     r_t = xp.matrix_transpose(r)
     d_bands = [r_t @ d for d in d_wins]

@@ -124,12 +124,16 @@ class Plan:
     blocks: int       # nb = ⌈OW / B⌉
     span: int         # L, input columns one block reads
     padded: tuple     # (H_p, W_p): the input padded, plus columns the last block overhangs
+    row_groups: int = 1   # g: the rows of R and Y are ordered (q, n, a', β), a = g·a' + q
 
     @classmethod
-    def of(cls, x_shape, out_channels: int, window: Window, block_multiple: int = 1) -> Plan:
+    def of(cls, x_shape, out_channels: int, window: Window, block_multiple: int = 1,
+           row_groups: int = 1) -> Plan:
         """As many blocks as keep each at least MIN_BLOCK_COLUMNS wide (O·B), at least
         one and at most OW, with B = ⌈OW / blocks⌉ rounded up to a multiple of
-        ``block_multiple``."""
+        ``block_multiple``. ``row_groups`` g (dividing OH) orders the product's rows
+        (q, n, a', β) with a = g·a' + q instead of (n, a, β), so that the rows of each
+        q are one contiguous group (a pooling window's g rows, for the fused stage)."""
         _, _, h, w = x_shape
         out_h, out_w = window.output_size(h, w)
         blocks = max(1, out_w * out_channels // MIN_BLOCK_COLUMNS)
@@ -141,7 +145,10 @@ class Plan:
         ph, pw = window.padding
         span = sw * (block - 1) + dw * (kw - 1) + 1
         width = max(w + 2 * pw, sw * block * (blocks - 1) + span)
-        return cls(out_h, out_w, block, blocks, span, (h + 2 * ph, width))
+        if out_h % row_groups:
+            raise ValueError(f"Toeplitz plan: {row_groups} row groups do not divide "
+                             f"{out_h} output rows")
+        return cls(out_h, out_w, block, blocks, span, (h + 2 * ph, width), row_groups)
 
     def band_rows(self, window: Window, channels: int) -> int:
         """kh·L·C, the rows of T that hold the kernel (R's columns that hold x_p)."""
@@ -199,18 +206,23 @@ def band_backward(d_band, window: Window, plan: Plan, weight_shape):
 
 
 def _windows(window: Window, plan: Plan):
-    """(β, i, row slice, column slice) into x_p for every block β and kernel row i."""
+    """(q, β, i, row slice, column slice) into x_p for every row group q, block β and
+    kernel row i: the input rows s·(g·a' + q) + d·i for a' < OH/g."""
     (kh, _), (sh, sw), (dh, _) = window.kernel, window.stride, window.dilation
-    for beta in range(plan.blocks):
-        start = sw * plan.block * beta
-        for i in range(kh):
-            yield (beta, i, slice(dh * i, dh * i + sh * (plan.out_h - 1) + 1, sh),
-                   slice(start, start + plan.span))
+    g = plan.row_groups
+    count = plan.out_h // g
+    for q in range(g):
+        for beta in range(plan.blocks):
+            start = sw * plan.block * beta
+            for i in range(kh):
+                first = dh * i + sh * q
+                yield (q, beta, i, slice(first, first + sh * g * (count - 1) + 1, sh * g),
+                       slice(start, start + plan.span))
 
 
 def rows_matrix(x, window: Window, plan: Plan):
-    """R (N·OH·nb, depth): kh·nb strided copies of x_p, a column of ones (the bias's),
-    then columns of zeros."""
+    """R (N·OH·nb, depth), rows (q, n, a', β): g·kh·nb strided copies of x_p, a column of
+    ones (the bias's), then columns of zeros."""
     xp = backends.namespace(x)
     n, c, w = x.shape[0], x.shape[1], x.shape[3]
     run = plan.span * c
@@ -218,12 +230,14 @@ def rows_matrix(x, window: Window, plan: Plan):
     overhang = plan.padded[1] - (w + 2 * window.padding[1])
     x_p = pad_spatial(channels_last(x), window.padding, extra=(0, overhang))  # (N, H_p, W_p, C)
     depth = plan.depth(window, c)
-    r = xp.empty((n, plan.out_h, plan.blocks, depth), dtype=x.dtype, device=x.device)
-    for beta, i, rows, cols in _windows(window, plan):
-        r[:, :, beta, i * run:(i + 1) * run] = xp.reshape(x_p[:, rows, cols, :],
-                                                          (n, plan.out_h, run))
-    r[:, :, :, width] = 1.0
-    r[:, :, :, width + 1:] = 0.0
+    count = plan.out_h // plan.row_groups
+    r = xp.empty((plan.row_groups, n, count, plan.blocks, depth), dtype=x.dtype,
+                 device=x.device)
+    for q, beta, i, rows, cols in _windows(window, plan):
+        r[q, :, :, beta, i * run:(i + 1) * run] = xp.reshape(x_p[:, rows, cols, :],
+                                                             (n, count, run))
+    r[..., width] = 1.0
+    r[..., width + 1:] = 0.0
     return xp.reshape(r, (n * plan.out_h * plan.blocks, depth))
 
 
@@ -265,15 +279,17 @@ def toeplitz_conv2d_backward(saved, grad, weight, window: Window, input_grad: bo
 
 
 def input_gradient(d_rows, window: Window, plan: Plan, x_shape):
-    """dx (N, C, H, W), stored channels-last, from dR = dY T₀ᵀ (N·OH·nb, kh·L·C), summed
-    back into the padded input: kh·nb strided adds."""
+    """dx (N, C, H, W), stored channels-last, from dR = dY T₀ᵀ (N·OH·nb, kh·L·C), rows
+    (q, n, a', β), summed back into the padded input: g·kh·nb strided adds."""
     xp = backends.namespace(d_rows)
     n, c, h, w = x_shape
     ph, pw = window.padding
     run = plan.span * c
-    dr = xp.reshape(d_rows, (n, plan.out_h, plan.blocks, plan.band_rows(window, c)))
+    count = plan.out_h // plan.row_groups
+    dr = xp.reshape(d_rows, (plan.row_groups, n, count, plan.blocks,
+                             plan.band_rows(window, c)))
     dx = xp.zeros((n, plan.padded[0], plan.padded[1], c), dtype=dr.dtype, device=dr.device)
-    for beta, i, rows, cols in _windows(window, plan):
-        dx[:, rows, cols, :] += xp.reshape(dr[:, :, beta, i * run:(i + 1) * run],
-                                           (n, plan.out_h, plan.span, c))
+    for q, beta, i, rows, cols in _windows(window, plan):
+        dx[:, rows, cols, :] += xp.reshape(dr[q, :, :, beta, i * run:(i + 1) * run],
+                                           (n, count, plan.span, c))
     return channels_first(dx[:, ph:ph + h, pw:pw + w, :])
