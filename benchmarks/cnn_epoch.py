@@ -34,6 +34,8 @@ def parse():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--models", nargs="+", choices=sorted({m for m, _ in CASES}),
+                        help="run only these models' cases (default: all)")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--worker", nargs=3, metavar=("FRAMEWORK", "MODEL", "BATCH"),
                         help=argparse.SUPPRESS)
@@ -160,6 +162,8 @@ def main():
     rate = matmul_gflops()
     results = []
     for model_name, batch in CASES:
+        if ARGS.models and model_name not in ARGS.models:
+            continue
         runs = {"xdl": [], "torch": []}
         for _ in range(ARGS.repeats):
             for framework in runs:
