@@ -14,6 +14,8 @@ from xdl import backends
 from xdl.gradcheck import gradcheck
 from xdl.nn import Conv2d, LeakyReLU, MaxPool2d, ReLU, Sequential, conv_dft, no_grad
 from xdl.nn.conv_relu_pool import ConvReLUPool
+from xdl.nn.conv_toeplitz import Plan
+from xdl.nn.functional import Window
 
 # (Conv2d arguments, MaxPool2d kernel, input shape); the convolution takes the Toeplitz
 # path unless the arguments say otherwise
@@ -169,3 +171,10 @@ def test_a_fused_stage_leaves_no_stale_state_in_its_layers(backend, rng, monkeyp
     Sequential(conv, relu, pool)(x)             # ... which the fused stage replaces
     with pytest.raises(RuntimeError, match="without a forward pass"):
         conv.backward(on(backend, rng.normal(size=(shape[0], 6, 12, 12))))
+
+
+def test_a_toeplitz_plan_refuses_row_groups_that_do_not_divide_its_rows():
+    window = Window.of(5, padding=2)
+    assert Plan.of((2, 1, 12, 12), 6, window, row_groups=3).row_groups == 3
+    with pytest.raises(ValueError, match="5 row groups do not divide 12 output rows"):
+        Plan.of((2, 1, 12, 12), 6, window, row_groups=5)
