@@ -15,15 +15,16 @@ stored channels-last (N, H_p, W_p, C), its rows
     y[n, a, x₀ + x, o] = b[o] + (R T)[(n, a, β), (x, o)]
 
 is one product (N·OH·nb, kh·L·C) @ (kh·L·C, B·O), nb = ⌈OW / B⌉ blocks per row, whose
-rows are y channels-last (N, OH, nb·B, O) as they stand. The bias rides in the product:
-R gets a column of ones and T a row T[1, (x, o)] = b[o], so no pass over y adds it,
-and its gradient is the matching row of dT; zero columns of R and rows of T then round
-the inner dimension up to ``depth`` (see ROWS_MULTIPLE). The product does L/kw times the
-multiply-adds of the direct sum (the zeros of the band), but R copies only kh·L/B
-values per output pixel and input channel where im2col copies kh·kw, and it is O·B
-columns wide where im2col's is O: with few channels (LeNet-5) im2col's copy and its
-narrow product dominate, and this path wins. B = 1 is im2col itself; B = OW is one
-band per kernel row.
+rows are y channels-last (N, OH, nb·B, O) as they stand (``Plan.row_groups`` g > 1
+orders the rows (q, n, a', β) with a = g·a' + q instead, for a pooling stage). The bias
+rides in the product: R gets a column of ones and T a row T[1, (x, o)] = b[o], so no
+pass over y adds it, and its gradient is the matching row of dT; zero columns of R and
+rows of T then round the inner dimension up to ``depth`` (see ROWS_MULTIPLE). The
+product does L/kw times the multiply-adds of the direct sum (the zeros of the band), but
+R copies only kh·L/B values per output pixel and input channel where im2col copies
+kh·kw, and it is O·B columns wide where im2col's is O: with few channels (LeNet-5)
+im2col's copy and its narrow product dominate, and this path wins. B = 1 is im2col
+itself; B = OW is one band per kernel row.
 
 Backward, with dY as (N·OH·nb, B·O) and T₀ the band without its bias row:
 
@@ -150,6 +151,11 @@ class Plan:
                              f"{out_h} output rows")
         return cls(out_h, out_w, block, blocks, span, (h + 2 * ph, width), row_groups)
 
+    @property
+    def group_rows(self) -> int:
+        """OH/g, the output rows a' of one row group."""
+        return self.out_h // self.row_groups
+
     def band_rows(self, window: Window, channels: int) -> int:
         """kh·L·C, the rows of T that hold the kernel (R's columns that hold x_p)."""
         return window.kernel[0] * self.span * channels
@@ -209,8 +215,7 @@ def _windows(window: Window, plan: Plan):
     """(q, β, i, row slice, column slice) into x_p for every row group q, block β and
     kernel row i: the input rows s·(g·a' + q) + d·i for a' < OH/g."""
     (kh, _), (sh, sw), (dh, _) = window.kernel, window.stride, window.dilation
-    g = plan.row_groups
-    count = plan.out_h // g
+    g, count = plan.row_groups, plan.group_rows
     for q in range(g):
         for beta in range(plan.blocks):
             start = sw * plan.block * beta
@@ -230,7 +235,7 @@ def rows_matrix(x, window: Window, plan: Plan):
     overhang = plan.padded[1] - (w + 2 * window.padding[1])
     x_p = pad_spatial(channels_last(x), window.padding, extra=(0, overhang))  # (N, H_p, W_p, C)
     depth = plan.depth(window, c)
-    count = plan.out_h // plan.row_groups
+    count = plan.group_rows
     r = xp.empty((plan.row_groups, n, count, plan.blocks, depth), dtype=x.dtype,
                  device=x.device)
     for q, beta, i, rows, cols in _windows(window, plan):
@@ -285,7 +290,7 @@ def input_gradient(d_rows, window: Window, plan: Plan, x_shape):
     n, c, h, w = x_shape
     ph, pw = window.padding
     run = plan.span * c
-    count = plan.out_h // plan.row_groups
+    count = plan.group_rows
     dr = xp.reshape(d_rows, (plan.row_groups, n, count, plan.blocks,
                              plan.band_rows(window, c)))
     dx = xp.zeros((n, plan.padded[0], plan.padded[1], c), dtype=dr.dtype, device=dr.device)
