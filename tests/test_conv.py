@@ -184,6 +184,7 @@ TOEPLITZ_CASES = {
                                  (2, 2, 6, 9)),
     "valid-no-bias": ((3, 2, 4), {"bias": False}, (1, 3, 6, 5)),
     "1x1": ((3, 2, 1), {}, (2, 3, 3, 4)),
+    "padding-wider-than-kernel": ((2, 3, 2), {"stride": 3, "padding": 3}, (2, 2, 4, 7)),
 }
 
 

@@ -19,7 +19,7 @@ stored as written (no intermediate is transposed):
 The backward is the transposed products in reverse order (every map is real linear):
 dQ = Gh_realᵀ dy, dZ = Gw_blockᵀ dQ, dK = dZ Bᵀ, dB = Kᵀ dZ, dP from dB by the four
 combinations' signs, dA = Fh_real dP, dx = Fw_real dA, db = S_h·S_w·Σ_n dZ[0, (r, o), n],
-and dW from dK through the kernel's transform (along j, then i, transposed).
+and dW from dK through the kernel's transform (one product, transposed).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ class _Transforms:
 
     fw: object       # (W, 2F)             [Re Fw | Im Fw], columns (part, f)
     fh: object       # (2S_h, H)           rows (part, g): Re Fh[h, g], Im Fh[h, g]
-    fw_k: object     # (2F, kw)            rows (part, f): conj(Fw[j, f]) for the kernel's columns
-    fh_k: object     # (2S_h, 2kh)         the real form of conj(Fh[i, g]) along the kernel's rows
+    kernel: object   # (2S_h·F, 2kh·kw)    rows (g, f, part), columns (part, i, j): the real form
+                     #                     of conj(Fh[i, g]·Fw[j, f]), the kernel's transform
     gw: object       # (2OW, 2F)           Gw_block: rows (part, b), columns (f, part)
     gh: object       # (OH, 2S_h)          columns (g, part): Re Gh[g, a], −Im Gh[g, a]
 
@@ -58,15 +58,15 @@ def _real_matrices(m: dict) -> dict:
     """The real matrices of :class:`_Transforms` from the complex ones (nested lists)."""
     parts = (0, 1)
     fw, fh, fw_k, fh_k, gw, gh = (m[name] for name in ("fw", "fh", "fw_k", "fh_k", "gw", "gh"))
-    bins, s_h, kh = range(len(fw[0])), range(len(fh[0])), range(len(fh_k))
+    bins, s_h, taps = range(len(fw[0])), range(len(fh[0])), range(len(fh_k) * len(fw_k))
+    kw = len(fw_k)
     return {
         "fw": [[z.real for z in row] + [z.imag for z in row] for row in fw],
         "fh": [[row[g].real if part == 0 else row[g].imag for row in fh]
                for part in parts for g in s_h],
-        "fw_k": [[row[f].conjugate().real if part == 0 else row[f].conjugate().imag
-                  for row in fw_k] for part in parts for f in bins],
-        "fh_k": [[_block(fh_k[i][g].conjugate(), vp, up) for i in kh for up in parts]
-                 for g in s_h for vp in parts],
+        "kernel": [[_block((fh_k[tap // kw][g] * fw_k[tap % kw][f]).conjugate(), k_part, w_part)
+                    for w_part in parts for tap in taps]
+                   for g in s_h for f in bins for k_part in parts],
         "gw": [[_block(gw[f][b], qp, zp) for f in bins for zp in parts]
                for qp in parts for b in range(len(gw[0]))],
         "gh": [[gh[g][a].real if part == 0 else -gh[g][a].imag
@@ -90,34 +90,31 @@ TO_NCHW = (3, 2, 0, 1)
 
 def kernel_transform(weight, t: _Transforms):
     """K (S_h·F, 2O, 2C): per bin the real form [[Re Vᵀ, −Im Vᵀ], [Im Vᵀ, Re Vᵀ]] of
-    V[c, o] = conj(Ŵ[o, c, g, f]) = Σ_i conj(Fh[i, g]) Σ_j conj(Fw[j, f]) w[o, c, i, j],
-    along j (U, real taps), then along i (complex), then its four blocks put in place."""
+    V[c, o] = conj(Ŵ[o, c, g, f]) = Σ_{i, j} conj(Fh[i, g]·Fw[j, f])·w[o, c, i, j].
+
+    Each real block is linear in w, so K is one product, E Ω, with E = ``t.kernel``
+    (rows (bin, block row), columns (block column, i, j)) and Ω the taps placed once per
+    block column: Ω[(q, i, j), (o, q', c)] = [q = q']·w[o, c, i, j]. Its product is laid
+    out (bin, (part, o), (part, c)) as it comes, so nothing is moved after it."""
     xp = backends.namespace(weight)
     o, c, kh, kw = weight.shape
-    f = t.fw_k.shape[0] // 2
-    taps = xp.reshape(xp.permute_dims(weight, (2, 3, 0, 1)), (kh, kw, o * c))
-    u = t.fw_k @ taps                                            # (kh, 2F, O·C)
-    v = t.fh_k @ xp.reshape(u, (2 * kh, -1))                     # (2S_h, F·O·C)
-    v = xp.reshape(v, (-1, 2, f, o, c))                          # (S_h, part, F, O, C)
-    k = xp.empty((v.shape[0], f, 2, o, 2, c), dtype=v.dtype, device=v.device)
-    k[:, :, 0, :, 0, :] = v[:, 0, ...]
-    k[:, :, 1, :, 1, :] = v[:, 0, ...]
-    k[:, :, 1, :, 0, :] = v[:, 1, ...]
-    k[:, :, 0, :, 1, :] = -v[:, 1, ...]
+    taps = xp.reshape(xp.permute_dims(weight, (2, 3, 0, 1)), (kh * kw, o, c))
+    omega = xp.zeros((2, kh * kw, o, 2, c), dtype=weight.dtype, device=weight.device)
+    omega[0, :, :, 0, :] = taps
+    omega[1, :, :, 1, :] = taps
+    k = t.kernel @ xp.reshape(omega, (2 * kh * kw, -1))          # (S_h·F·2, O·2·C)
     return xp.reshape(k, (-1, 2 * o, 2 * c))
 
 
 def kernel_transform_backward(dk, t: _Transforms, weight_shape):
-    """dW (O, C, kh, kw) for the gradient dK of :func:`kernel_transform`'s output."""
+    """dW (O, C, kh, kw) for the gradient dK of :func:`kernel_transform`'s output:
+    dΩ = Eᵀ dK, and each tap's gradient is the sum of its two places in Ω."""
     xp = backends.namespace(dk)
     o, c, kh, kw = weight_shape
-    f = t.fw_k.shape[0] // 2
-    dk = xp.reshape(dk, (-1, f, 2, o, 2, c))
-    dv = xp.stack([dk[:, :, 0, :, 0, :] + dk[:, :, 1, :, 1, :],
-                   dk[:, :, 1, :, 0, :] - dk[:, :, 0, :, 1, :]], axis=1)   # (S_h, part, F, O, C)
-    du = _t(t.fh_k) @ xp.reshape(dv, (t.fh_k.shape[0], -1))                  # (2kh, F·O·C)
-    dtaps = _t(t.fw_k) @ xp.reshape(du, (kh, 2 * f, o * c))                  # (kh, kw, O·C)
-    return xp.permute_dims(xp.reshape(dtaps, (kh, kw, o, c)), (2, 3, 0, 1))
+    d_omega = _t(t.kernel) @ xp.reshape(dk, (t.kernel.shape[0], -1))  # (2·kh·kw, O·2·C)
+    d_omega = xp.reshape(d_omega, (2, kh * kw, o, 2, c))
+    d_taps = d_omega[0, :, :, 0, :] + d_omega[1, :, :, 1, :]          # (kh·kw, O, C)
+    return xp.permute_dims(xp.reshape(d_taps, (kh, kw, o, c)), (2, 3, 0, 1))
 
 
 def forward(x, weight, bias, window: Window):

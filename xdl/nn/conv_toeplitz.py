@@ -225,22 +225,72 @@ def _windows(window: Window, plan: Plan):
                        slice(start, start + plan.span))
 
 
-def rows_matrix(x, window: Window, plan: Plan):
-    """R (N·OH·nb, depth), rows (q, n, a', β): g·kh·nb strided copies of x_p, a column of
-    ones (the bias's), then columns of zeros."""
+def _row_copies(window: Window, plan: Plan):
+    """(q, i, length, phase, period, first_row) for each copy that builds R: row group q's
+    kernel rows i … i + length − 1 for the output rows a' = period·a'' + phase.
+
+    R's row (q, n, a', β) reads the input rows s·(g·a' + q) + d·i. Undilated, a row's kh
+    kernel rows are kh consecutive rows of the block's strip, so one run of kh·L·C
+    values; dilated, each kernel row is a run of its own. Rows a' ``period`` apart, with
+    period·s·g ≥ the run's rows, start period·s·g strip rows apart and do not overlap,
+    so the strip cut into pieces of that many rows holds them as one strided slice
+    starting at ``first_row``. A copy's cost is mostly per run, so moving runs of kh·L·C
+    values instead of L·C makes R about 1.4× faster to build on LeNet-5's first layer
+    (LeNet-5's pooled first layer: 12 copies of 90-value runs against 20 of 18-value
+    runs); a dilated kernel gains nothing and pays for the strips' copy."""
+    (kh, _), (sh, _), (dh, _) = window.kernel, window.stride, window.dilation
+    step = sh * plan.row_groups
+    runs = [(0, kh)] if dh == 1 else [(i, 1) for i in range(kh)]
+    for q in range(plan.row_groups):
+        for i, length in runs:
+            period = -(-length // step)
+            for phase in range(min(period, plan.group_rows)):
+                yield q, i, length, phase, period, step * phase + sh * q + dh * i
+
+
+def _strips(x, window: Window, plan: Plan, rows: int) -> list:
+    """For each block β, its strip of the padded input x_p[:, :rows, s·B·β + u, :] for
+    u < L (zeros where it reads padding), channels-last, as (N, rows·L·C)."""
     xp = backends.namespace(x)
-    n, c, w = x.shape[0], x.shape[1], x.shape[3]
+    n, c, h, w = x.shape
+    (ph, pw), sw = window.padding, window.stride[1]
+    image = channels_last(x)
+    strips = []
+    for beta in range(plan.blocks):
+        left = sw * plan.block * beta - pw                       # strip column 0 in x
+        first, last = max(left, 0), min(left + plan.span, w)
+        strip = xp.zeros((n, rows, plan.span, c), dtype=x.dtype, device=x.device)
+        height = max(0, min(h, rows - ph))
+        strip[:, ph:ph + height, first - left:last - left, :] = image[:, :height, first:last, :]
+        strips.append(xp.reshape(strip, (n, -1)))
+    return strips
+
+
+def rows_matrix(x, window: Window, plan: Plan):
+    """R (N·OH·nb, depth), rows (q, n, a', β): per block its strip of x_p
+    (:func:`_strips`), from which each copy of :func:`_row_copies` takes a strided
+    slice, then a column of ones (the bias's) and columns of zeros."""
+    xp = backends.namespace(x)
+    n, c = x.shape[0], x.shape[1]
     run = plan.span * c
     width = plan.band_rows(window, c)
-    overhang = plan.padded[1] - (w + 2 * window.padding[1])
-    x_p = pad_spatial(channels_last(x), window.padding, extra=(0, overhang))  # (N, H_p, W_p, C)
-    depth = plan.depth(window, c)
+    step = window.stride[0] * plan.row_groups
     count = plan.group_rows
+    copies = list(_row_copies(window, plan))
+
+    def pieces(phase, period):   # a'' < ⌈(OH/g − phase)/period⌉
+        return -(-(count - phase) // period)
+
+    rows = max(first + pieces(phase, period) * period * step
+               for _, _, _, phase, period, first in copies)
+    depth = plan.depth(window, c)
     r = xp.empty((plan.row_groups, n, count, plan.blocks, depth), dtype=x.dtype,
                  device=x.device)
-    for q, beta, i, rows, cols in _windows(window, plan):
-        r[q, :, :, beta, i * run:(i + 1) * run] = xp.reshape(x_p[:, rows, cols, :],
-                                                             (n, count, run))
+    for beta, strip in enumerate(_strips(x, window, plan, rows)):
+        for q, i, length, phase, period, first in copies:
+            k, piece = pieces(phase, period), period * step * run
+            source = xp.reshape(strip[:, first * run:first * run + k * piece], (n, k, piece))
+            r[q, :, phase::period, beta, i * run:(i + length) * run] = source[..., :length * run]
     r[..., width] = 1.0
     r[..., width + 1:] = 0.0
     return xp.reshape(r, (n * plan.out_h * plan.blocks, depth))
