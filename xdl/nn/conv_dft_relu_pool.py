@@ -24,6 +24,7 @@ Backward, with dz the output gradient:
 from __future__ import annotations
 
 from xdl import backends
+from xdl.nn.activation import relu
 from xdl.nn.conv_dft import (
     dft_conv2d_rows,
     dft_conv2d_rows_backward,
@@ -47,7 +48,7 @@ def dft_relu_pool_forward(x, weight, bias, window, pool_kernel):
     track = is_grad_enabled()
     p, beats = max_scan([y[:, i, :, j, :] for i in range(kh) for j in range(kw)], track)
     axes = to_nchw_axes(x.shape[1], o)
-    z = xp.permute_dims(split_rows(xp.maximum(p, 0.0), n, o, axes), axes)
+    z = xp.permute_dims(split_rows(relu(p), n, o, axes), axes)
     z = xp.reshape(xp.reshape(z, (n, -1)), z.shape)               # stored NCHW
     saved = (conv_saved, beats, z) if track else None
     return z, saved

@@ -40,7 +40,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from xdl import backends
-from xdl.nn.activation import ReLU
+from xdl.nn.activation import ReLU, relu
 from xdl.nn.conv import Conv2d, accumulate_parameter_grads, param_data
 from xdl.nn.conv_dft_relu_pool import dft_relu_pool_backward, dft_relu_pool_forward
 from xdl.nn.conv_toeplitz import (
@@ -83,7 +83,6 @@ def pooled_plan(plan: Plan, pool_kernel) -> Plan:
 def conv_relu_pool_forward(x, weight, bias, window, pool_kernel):
     """(y, saved): y = maxpool(relu(conv(x))) (N, O, OH/kh, OW/kw), stored channels-last
     in memory; ``saved`` is None under no_grad."""
-    xp = backends.namespace(x)
     n, o = x.shape[0], weight.shape[0]
     kh, kw = pool_kernel
     plan = Plan.of(x.shape, o, window, block_multiple=kw, row_groups=kh)
@@ -94,7 +93,7 @@ def conv_relu_pool_forward(x, weight, bias, window, pool_kernel):
     m, width_beats = max_scan([r @ t_j for t_j in bands], track)     # (N·OH·nb, B'·O)
     group = m.shape[0] // kh
     p, height_beats = max_scan([m[i * group:(i + 1) * group, :] for i in range(kh)], track)
-    z = xp.maximum(p, 0.0)                                            # (N·OH'·nb, B'·O)
+    z = relu(p)                                            # (N·OH'·nb, B'·O)
     saved = (r, bands, plan, tuple(x.shape), width_beats, height_beats, z) if track else None
     return output_image(z, pooled, n, o), saved
 
