@@ -17,9 +17,14 @@ stored as written (no intermediate is transposed):
     y = [Re Gh; −Im Gh]ᵀ Q  (along g)           (OH, OW·O·N)         = Re(Ghᵀ Q), real
 
 The backward is the transposed products in reverse order (every map is real linear):
-dQ = Gh_realᵀ dy, dZ = Gw_blockᵀ dQ, dK = dZ Bᵀ, dB = Kᵀ dZ, dP from dB by the four
-combinations' signs, dA = Fh_real dP, dx = Fw_real dA, db = S_h·S_w·Σ_n dZ[0, (r, o), n],
-and dW from dK through the kernel's transform (one product, transposed).
+dQ = Gh_realᵀ dy, dZ = Gw_blockᵀ dQ, dK = dZ Bᵀ, dB = Kᵀ dZ, db = S_h·S_w·Σ_n dZ[0, (r, o), n],
+and dW from dK through the kernel's transform (one product, transposed). dx takes B's
+two steps back without forming dP (whose four blocks are dB's parts with signs): along
+g, U = Re Fh dB and V = Im Fh dB in one product (rows (h, U/V)); then along f,
+
+    dx[h, w] = Σ_f Re Fw·(U_r + V_i) + Im Fw·(U_i − V_r)     (U_r: U's real part, …)
+
+one product with the (W, 4F) matrix of these coefficients.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ class _Transforms:
                      #                     of conj(Fh[i, g]·Fw[j, f]), the kernel's transform
     gw: object       # (2OW, 2F)           Gw_block: rows (part, b), columns (f, part)
     gh: object       # (OH, 2S_h)          columns (g, part): Re Gh[g, a], −Im Gh[g, a]
+    fh_back: object  # (2H, S_h)           rows (h, U/V): Re Fh[h, g], Im Fh[h, g]
+    fw_back: object  # (W, 4F)             columns (U/V, f, part): the coefficients of dx
 
 
 _cache: dict[tuple, _Transforms] = {}
@@ -52,6 +59,12 @@ def _block(z: complex, out_part: int, in_part: int) -> float:
     """Entry (out_part, in_part) of [[Re z, −Im z], [Im z, Re z]], the real form of
     multiplying by z (part 0 real, 1 imaginary)."""
     return (z.real, -z.imag, z.imag, z.real)[2 * out_part + in_part]
+
+
+def _back_coefficient(z: complex, which: int, part: int) -> float:
+    """The factor of U's (``which`` 0) or V's (1) real (``part`` 0) or imaginary (1)
+    part in dx for z = Fw[w, f]: Re z·(U_r + V_i) + Im z·(U_i − V_r)."""
+    return ((z.real, z.imag), (-z.imag, z.real))[which][part]
 
 
 def _real_matrices(m: dict) -> dict:
@@ -69,6 +82,10 @@ def _real_matrices(m: dict) -> dict:
                    for g in s_h for f in bins for k_part in parts],
         "gw": [[_block(gw[f][b], qp, zp) for f in bins for zp in parts]
                for qp in parts for b in range(len(gw[0]))],
+        "fh_back": [[row[g].real if which == 0 else row[g].imag for g in s_h]
+                    for row in fh for which in parts],
+        "fw_back": [[_back_coefficient(row[f], which, part)
+                     for which in parts for f in bins for part in parts] for row in fw],
         "gh": [[gh[g][a].real if part == 0 else -gh[g][a].imag
                 for g in s_h for part in parts] for a in range(len(gh[0]))],
     }
@@ -156,12 +173,7 @@ def backward(saved, dy, weight, window: Window, input_grad: bool = True):
     db = xp.sum(dz[0, :o, :], axis=1) * bias_scale(x_shape, window)
     if not input_grad:
         return None, dw, db
-    d_b = xp.reshape(_t(k) @ dz, (s_h, f, 2, c * n))             # dB (S_h, F, 2, C·N)
-    dp = xp.empty((2, s_h, 2, f, c * n), dtype=dz.dtype, device=dz.device)
-    dp[0, :, 0, ...] = d_b[:, :, 0, :]
-    dp[1, :, 1, ...] = -d_b[:, :, 0, :]
-    dp[1, :, 0, ...] = d_b[:, :, 1, :]
-    dp[0, :, 1, ...] = d_b[:, :, 1, :]
-    da = _t(t.fh) @ xp.reshape(dp, (2 * s_h, -1))                # (H, 2F·C·N)
-    dx = t.fw @ xp.reshape(da, (h, 2 * f, c * n))                # (H, W, C·N)
+    d_b = _t(k) @ dz                                             # dB (S_h·F, 2C, N)
+    uv = t.fh_back @ xp.reshape(d_b, (s_h, -1))                  # (2H, F·2·C·N)
+    dx = t.fw_back @ xp.reshape(uv, (h, 4 * f, c * n))           # (H, W, C·N)
     return xp.permute_dims(xp.reshape(dx, (h, w, c, n)), (3, 2, 0, 1)), dw, db
