@@ -93,7 +93,7 @@ def conv_relu_pool_forward(x, weight, bias, window, pool_kernel):
     m, width_beats = max_scan([r @ t_j for t_j in bands], track)     # (N·OH·nb, B'·O)
     group = m.shape[0] // kh
     p, height_beats = max_scan([m[i * group:(i + 1) * group, :] for i in range(kh)], track)
-    z = relu(p)                                            # (N·OH'·nb, B'·O)
+    z = relu(p)                                                       # (N·OH'·nb, B'·O)
     saved = (r, bands, plan, tuple(x.shape), width_beats, height_beats, z) if track else None
     return output_image(z, pooled, n, o), saved
 

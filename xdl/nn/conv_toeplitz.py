@@ -234,10 +234,10 @@ def _row_copies(window: Window, plan: Plan):
     values; dilated, each kernel row is a run of its own. Rows a' ``period`` apart, with
     period·s·g ≥ the run's rows, start period·s·g strip rows apart and do not overlap,
     so the strip cut into pieces of that many rows holds them as one strided slice
-    starting at ``first_row``. A copy's cost is mostly per run, so moving runs of kh·L·C
-    values instead of L·C makes R about 1.4× faster to build on LeNet-5's first layer
-    (LeNet-5's pooled first layer: 12 copies of 90-value runs against 20 of 18-value
-    runs); a dilated kernel gains nothing and pays for the strips' copy."""
+    starting at ``first_row``. A copy costs mostly per run, so runs of kh·L·C values
+    instead of L·C build R about 1.4× faster on LeNet-5's pooled first layer (12 copies
+    of 90-value runs instead of 20 of 18-value runs; throwaway A/B); a dilated kernel
+    gains nothing and pays for the strips' copy."""
     (kh, _), (sh, _), (dh, _) = window.kernel, window.stride, window.dilation
     step = sh * plan.row_groups
     runs = [(0, kh)] if dh == 1 else [(i, 1) for i in range(kh)]
