@@ -250,7 +250,9 @@ def _row_copies(window: Window, plan: Plan):
 
 def _strips(x, window: Window, plan: Plan, rows: int) -> list:
     """For each block β, its strip of the padded input x_p[:, :rows, s·B·β + u, :] for
-    u < L (zeros where it reads padding), channels-last, as (N, rows·L·C)."""
+    u < L (zeros where it reads padding), channels-last, as (N, rows·L·C). Each strip is
+    cut from x directly rather than from :func:`pad_spatial`'s x_p, which would add a
+    pass over the input whenever there are several blocks."""
     xp = backends.namespace(x)
     n, c, h, w = x.shape
     (ph, pw), sw = window.padding, window.stride[1]

@@ -45,6 +45,7 @@ import math
 
 from xdl import backends
 from xdl.nn import init
+from xdl.nn.activation import relu
 from xdl.nn.module import Module
 
 GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
@@ -127,7 +128,7 @@ def _direction_forward(mode, params, x2, steps, batch, h0, c0, mask, reverse):
                 new_h = o * tanh_c
                 extras.append((gates, tanh_c))
             else:
-                new_h = xp.tanh(a) if mode == "RNN_TANH" else xp.maximum(a, 0.0)
+                new_h = xp.tanh(a) if mode == "RNN_TANH" else relu(a)
         if mask is None:
             h = new_h
             if mode == "LSTM":
