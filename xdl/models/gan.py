@@ -26,12 +26,7 @@ from xdl.nn import (
     Unflatten,
     no_grad,
 )
-from xdl.nn.activation import sigmoid
-
-
-def _softplus(xp, a):
-    """log(1 + e^a), stable for large |a|."""
-    return xp.maximum(a, 0.0) + xp.log1p(xp.exp(-xp.abs(a)))
+from xdl.nn.activation import sigmoid, softplus
 
 
 class GAN(Module):
@@ -58,8 +53,8 @@ class GAN(Module):
         """(L_D, dL/ds_real, dL/ds_fake)."""
         xp = backends.namespace(real_scores)
         n_real, n_fake = real_scores.shape[0], fake_scores.shape[0]
-        loss = (xp.sum(_softplus(xp, -real_scores)) / n_real
-                + xp.sum(_softplus(xp, fake_scores)) / n_fake)
+        loss = (xp.sum(softplus(-real_scores)) / n_real
+                + xp.sum(softplus(fake_scores)) / n_fake)
         return (loss, (sigmoid(xp, real_scores) - 1.0) / n_real,
                 sigmoid(xp, fake_scores) / n_fake)
 
@@ -67,7 +62,7 @@ class GAN(Module):
         """(L_G, dL/ds_fake)."""
         xp = backends.namespace(fake_scores)
         n = fake_scores.shape[0]
-        return (xp.sum(_softplus(xp, -fake_scores)) / n,
+        return (xp.sum(softplus(-fake_scores)) / n,
                 (sigmoid(xp, fake_scores) - 1.0) / n)
 
     # -- sampling ----------------------------------------------------------------------

@@ -13,7 +13,7 @@ from xdl import backends
 from xdl.models.autoencoder import _mlp_stack
 from xdl.models.registry import register
 from xdl.nn import Linear, Loss, Module, activation
-from xdl.nn.activation import sigmoid
+from xdl.nn.activation import sigmoid, softplus
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -116,8 +116,7 @@ class NegativeELBOLoss(Loss):
                              f"{tuple(x.shape)}, got {tuple(decoded.shape)}")
         xp = backends.namespace(decoded)
         if self.likelihood == "bernoulli":
-            rec = (xp.maximum(decoded, 0.0) - decoded * x
-                   + xp.log1p(xp.exp(-xp.abs(decoded))))
+            rec = softplus(decoded) - decoded * x
         else:
             rec = (decoded - x) ** 2 / (2.0 * self.std ** 2) \
                 + 0.5 * math.log(2.0 * math.pi * self.std ** 2)

@@ -14,6 +14,13 @@ def relu(x):
     return xp.maximum(x, xp.zeros_like(x))
 
 
+def softplus(x):
+    """log(1 + eˣ) = max(x, 0) + log(1 + e^{−|x|}), which neither overflows nor loses
+    the small values."""
+    xp = backends.namespace(x)
+    return relu(x) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
 class ReLU(Module):
     """y = max(x, 0);  dx = dy · [x > 0]."""
 

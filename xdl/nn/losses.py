@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from xdl import backends
-from xdl.nn.activation import log_softmax, sigmoid
+from xdl.nn.activation import log_softmax, sigmoid, softplus
 from xdl.nn.module import Module
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -159,8 +159,7 @@ class BCEWithLogitsLoss(Loss):
     def forward(self, logits, target):
         _check_same_shape(self, logits, target)
         xp = backends.namespace(logits)
-        values = xp.maximum(logits, 0.0) - logits * target + xp.log1p(xp.exp(-xp.abs(logits)))
-        loss, scale = self._reduce(xp, values)
+        loss, scale = self._reduce(xp, softplus(logits) - logits * target)
         self.save_for_backward(logits, target, scale)
         return loss
 
