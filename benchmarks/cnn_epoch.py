@@ -4,10 +4,17 @@ GFLOP/s against the measured float32 matrix-product rate, and peak memory.
 
     python benchmarks/cnn_epoch.py --data-dir ../shared/datasets --threads 2
 
-Each (model, batch, framework) runs in its own process, so peak resident memory is its
-own (``ru_maxrss`` after the run minus before training). ``--steps N`` times N steps
-after a warm-up of 5 and scales to a full epoch (60,000 images); without it a whole
-epoch is timed. The median of ``--repeats`` runs is reported.
+Each framework trains in a process of its own (so peak resident memory is its own:
+``ru_maxrss`` after the run, and its growth during training), and the two processes
+take turns, ``--chunk`` steps at a time, the one going first alternating: a slow spell
+of this shared, noisy machine falls on both alike, so the ratio holds still where
+absolute times do not. Before each turn the parent waits ``--gap`` seconds, longer than
+an idle OpenBLAS worker keeps spinning on a core after a product (about 0.1 s here;
+PyTorch's OpenMP threads spin about 8 ms): with a shorter pause xdl's spinning worker
+would slow PyTorch's turn and flatter xdl. ``--steps N`` times N steps per epoch after
+a warm-up of 5 and scales to a full epoch (60,000 images); without it whole epochs are
+timed. ``--repeats`` such epochs are run; the median epoch is reported, and the
+quartiles of the per-turn time ratios show the spread.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import time
 from timing import pin_threads
 
 CASES = [("book_cnn", 32), ("book_cnn", 128), ("lenet5", 64)]
+WARM_UP_STEPS = 5
 
 
 def parse():
@@ -34,6 +42,10 @@ def parse():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--chunk", type=int, default=20,
+                        help="steps each framework runs per turn")
+    parser.add_argument("--gap", type=float, default=0.25,
+                        help="seconds of pause before each turn")
     parser.add_argument("--models", nargs="+", choices=sorted({m for m, _ in CASES}),
                         help="run only these models' cases (default: all)")
     parser.add_argument("--json", help="also write the results to this file")
@@ -124,34 +136,120 @@ def torch_steps(model_name, batch, x, y):
 
 
 def worker(framework, model_name, batch):
-    """One timed run in this process; prints a JSON line."""
+    """Trains in this process, in chunks the parent asks for: each stdin line is a step
+    count (0 ends), answered by a JSON line with the chunk's seconds; the last line gives
+    the process's memory. Steps walk one shuffled epoch of batches, round and round."""
     x, y = load()
     make = xdl_steps if framework == "xdl" else torch_steps
     step, convert = make(model_name, batch, x, y)
     xs, ys = convert(x), convert(y)
     order = np.random.default_rng(0).permutation(len(y))
     batches = [order[i:i + batch] for i in range(0, len(y), batch)]
-    steps = len(batches) if ARGS.steps is None else min(ARGS.steps, len(batches) - 5)
-    for index in batches[:5]:
+    for index in batches[:WARM_UP_STEPS]:
         step(xs[index], ys[index])
+    position, steps = WARM_UP_STEPS, 0
     before = resource.getrusage(resource.RUSAGE_SELF)
-    began = time.perf_counter()
-    for index in batches[5:5 + steps]:
-        step(xs[index], ys[index])
-    seconds = (time.perf_counter() - began) * len(batches) / steps
+    print(json.dumps({"steps_per_epoch": len(batches)}), flush=True)
+    for line in sys.stdin:
+        count = int(line)
+        if count == 0:
+            break
+        began = time.perf_counter()
+        for _ in range(count):
+            index = batches[position % len(batches)]
+            step(xs[index], ys[index])
+            position += 1
+        print(json.dumps({"seconds": time.perf_counter() - began}), flush=True)
+        steps += count
     after = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"epoch_seconds": seconds, "peak_rss_mb": after.ru_maxrss / 1024,
+    print(json.dumps({"peak_rss_mb": after.ru_maxrss / 1024,
                       "training_rss_growth_mb": (after.ru_maxrss - before.ru_maxrss) / 1024,
-                      "page_faults_per_step": (after.ru_minflt - before.ru_minflt) / steps}))
+                      "page_faults_per_step": (after.ru_minflt - before.ru_minflt) / steps}),
+          flush=True)
 
 
-def run_worker(framework, model_name, batch):
-    command = [sys.executable, os.path.abspath(__file__), "--worker", framework, model_name,
-               str(batch), "--data-dir", ARGS.data_dir, "--threads", str(ARGS.threads)]
-    if ARGS.steps is not None:
-        command += ["--steps", str(ARGS.steps)]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+class Worker:
+    """A :func:`worker` process for one framework, model and batch size."""
+
+    def __init__(self, framework, model_name, batch):
+        command = [sys.executable, os.path.abspath(__file__), "--worker", framework,
+                   model_name, str(batch), "--data-dir", ARGS.data_dir,
+                   "--threads", str(ARGS.threads)]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        self.steps_per_epoch = self._answer()["steps_per_epoch"]
+
+    def _answer(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"benchmark worker {self.process.args[3:6]} exited with "
+                               f"status {self.process.wait()}")
+        return json.loads(line)
+
+    def run(self, steps: int) -> float:
+        """Seconds ``steps`` training steps take."""
+        self.process.stdin.write(f"{steps}\n")
+        self.process.stdin.flush()
+        return self._answer()["seconds"]
+
+    def finish(self) -> dict:
+        """The process's memory figures; it exits."""
+        self.process.stdin.write("0\n")
+        self.process.stdin.flush()
+        result = self._answer()
+        self.process.wait()
+        return result
+
+
+def interleaved_epochs(workers: dict) -> dict:
+    """Every framework's epoch times over ARGS.repeats epochs, and the per-chunk time
+    ratios xdl/torch. The frameworks take turns, CHUNK_STEPS steps at a time (the first
+    to go alternating), pausing ARGS.gap seconds between turns so that the other
+    process's idle threads have stopped spinning; an epoch is scaled from ARGS.steps
+    steps when given."""
+    per_epoch = workers["xdl"].steps_per_epoch
+    timed = per_epoch if ARGS.steps is None else min(ARGS.steps, per_epoch)
+    chunks = [min(ARGS.chunk, timed - start) for start in range(0, timed, ARGS.chunk)]
+    epochs = {framework: [] for framework in workers}
+    chunk_ratios = []
+    for _ in range(ARGS.repeats):
+        totals = dict.fromkeys(workers, 0.0)
+        for index, steps in enumerate(chunks):
+            turn = list(workers) if index % 2 == 0 else list(reversed(workers))
+            seconds = {}
+            for framework in turn:
+                time.sleep(ARGS.gap)
+                seconds[framework] = workers[framework].run(steps)
+                totals[framework] += seconds[framework]
+            chunk_ratios.append(seconds["xdl"] / seconds["torch"])
+        for framework, total in totals.items():
+            epochs[framework].append(total * per_epoch / timed)
+    return {"epoch_seconds": epochs, "chunk_ratios": chunk_ratios}
+
+
+def quartiles(values):
+    q1, q2, q3 = statistics.quantiles(values, n=4)
+    return {"q1": q1, "median": q2, "q3": q3}
+
+
+def run_case(model_name, batch):
+    workers = {framework: Worker(framework, model_name, batch) for framework in ("xdl", "torch")}
+    try:
+        timings = interleaved_epochs(workers)
+    finally:
+        memory = {framework: w.finish() for framework, w in workers.items()}
+    epochs = timings["epoch_seconds"]
+    median = {f: statistics.median(times) for f, times in epochs.items()}
+    flops = flops_per_sample(model_name) * 60000
+    return {
+        "model": model_name, "batch_size": batch, "epoch_seconds": median,
+        "ratio_xdl_over_torch": median["xdl"] / median["torch"],
+        "chunk_ratio_quartiles": quartiles(timings["chunk_ratios"]),
+        "gflop_per_epoch": flops / 1e9,
+        "achieved_gflops": {f: flops / t / 1e9 for f, t in median.items()},
+        "peak_rss_mb": {f: memory[f]["peak_rss_mb"] for f in memory},
+        "memory": memory, "epochs": epochs, "chunk_ratios": timings["chunk_ratios"],
+    }
 
 
 def main():
@@ -164,29 +262,21 @@ def main():
     for model_name, batch in CASES:
         if ARGS.models and model_name not in ARGS.models:
             continue
-        runs = {"xdl": [], "torch": []}
-        for _ in range(ARGS.repeats):
-            for framework in runs:
-                runs[framework].append(run_worker(framework, model_name, batch))
-        median = {f: statistics.median(r["epoch_seconds"] for r in runs[f]) for f in runs}
-        flops = flops_per_sample(model_name) * 60000
-        result = {
-            "model": model_name, "batch_size": batch, "epoch_seconds": median,
-            "ratio_xdl_over_torch": median["xdl"] / median["torch"],
-            "gflop_per_epoch": flops / 1e9,
-            "achieved_gflops": {f: flops / t / 1e9 for f, t in median.items()},
-            "peak_rss_mb": {f: max(r["peak_rss_mb"] for r in runs[f]) for f in runs},
-            "runs": runs,
-        }
+        result = run_case(model_name, batch)
         results.append(result)
+        median, flops = result["epoch_seconds"], result["gflop_per_epoch"] * 1e9
+        spread = result["chunk_ratio_quartiles"]
         print(f"{model_name} batch {batch}: xdl {median['xdl']:.1f} s, torch "
-              f"{median['torch']:.1f} s per epoch, ratio {result['ratio_xdl_over_torch']:.2f}; "
-              f"{flops / 1e9:.0f} GFLOP/epoch, xdl {flops / median['xdl'] / 1e9:.0f} GFLOP/s "
+              f"{median['torch']:.1f} s per epoch, ratio {result['ratio_xdl_over_torch']:.2f} "
+              f"(chunk ratios {spread['q1']:.2f}–{spread['q3']:.2f}, median "
+              f"{spread['median']:.2f}); {flops / 1e9:.0f} GFLOP/epoch, xdl "
+              f"{flops / median['xdl'] / 1e9:.0f} GFLOP/s "
               f"({100 * flops / median['xdl'] / 1e9 / rate:.0f}% of the matmul rate), peak "
               f"RSS xdl {result['peak_rss_mb']['xdl']:.0f} MB, torch "
               f"{result['peak_rss_mb']['torch']:.0f} MB")
     summary = {"benchmark": "cnn-epoch", "machine": f"{platform.machine()}, "
                f"{os.cpu_count()} cores", "threads": ARGS.threads, "steps": ARGS.steps,
+               "chunk_steps": ARGS.chunk, "gap_seconds": ARGS.gap,
                "matmul_gflops_float32": rate, "numpy": np.__version__, "results": results}
     print(f"float32 matmul: {rate:.0f} GFLOP/s")
     if ARGS.json:
