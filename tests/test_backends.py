@@ -167,3 +167,56 @@ def test_empty_in_layout_follows_the_like_array(backend, rng):
     empty = backends.empty_in_layout((2, 4, 5, 6), like, like.dtype)
     assert tuple(empty.shape) == (2, 4, 5, 6) and empty.dtype == like.dtype
     assert _memory_order(empty) == _memory_order(like)
+
+
+def test_malloc_tuning_respects_the_opt_outs(monkeypatch):
+    import platform
+
+    from xdl.backends import numpy as numpy_backend
+
+    monkeypatch.setenv("XDL_MALLOC_TUNING", "0")
+    assert numpy_backend.keep_freed_memory() is False
+    monkeypatch.delenv("XDL_MALLOC_TUNING")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert numpy_backend.keep_freed_memory() is False
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    on_glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert numpy_backend.keep_freed_memory() is on_glibc
+
+
+_STEP_FAULTS = """
+import resource, numpy as np
+from xdl.backends import numpy as numpy_backend
+numpy_backend.keep_freed_memory()
+sizes = [5 << 20, 3 << 20, 6 << 20, 2 << 20]      # float32 temporaries of 8-24 MB
+def step():
+    arrays = [np.ones(size, np.float32) for size in sizes]
+    del arrays
+step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(3):
+    step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_malloc_tuning_keeps_a_steps_temporaries_in_the_heap():
+    """A fresh process repeating a "step" of 8-24 MB temporaries faults in thousands of
+    pages with glibc's defaults and none with the tuning."""
+    import os
+    import platform
+    import subprocess
+
+    if not (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"):
+        pytest.skip("the malloc tuning applies to glibc only")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("XDL_MALLOC_TUNING", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
+
+    def faults(**extra):
+        out = subprocess.run([sys.executable, "-c", _STEP_FAULTS], env={**env, **extra},
+                             check=True, capture_output=True, text=True).stdout
+        return int(out.split()[-1])
+
+    tuned, default = faults(), faults(XDL_MALLOC_TUNING="0")
+    assert tuned < 100 and default > 10 * max(tuned, 100), (tuned, default)

@@ -1,12 +1,49 @@
 """NumPy backend: CPU arrays, the default."""
 
+import ctypes
+import os
+import platform
+
 import array_api_compat.numpy as xp_numpy
 import numpy as np
+
+#: glibc serves blocks from mmap above an adaptive threshold (it settles between 128 kB
+#: and 32 MB as blocks are freed) and returns the heap's top to the kernel once more than
+#: twice that is free. A large batch's temporaries (im2col matrices, activations and
+#: their gradients, tens of MB each) then land on fresh pages every step, which the
+#: kernel faults in and zeroes: about 3,100 page faults per step of the book CNN at
+#: batch 128, none after these settings, and the step about 13% faster (70.0 against
+#: 60.7 ms in one measurement; 0.88× in an interleaved A/B of training chunks). Small
+#: batches (LeNet-5 at 64, the book CNN at 32) fault little either way.
+MMAP_THRESHOLD_BYTES = 32 << 20
+TRIM_THRESHOLD_BYTES = 256 << 20
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory() -> bool:
+    """Set glibc's M_MMAP_THRESHOLD (32 MB, its maximum) and M_TRIM_THRESHOLD (256 MB)
+    for this process, so that freed temporaries stay in the heap for the next step.
+
+    Skipped, returning False, where the C library is not glibc, where the user set
+    ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` themselves, or with
+    ``XDL_MALLOC_TUNING=0``. The cost: up to 256 MB of freed memory can stay with the
+    process instead of going back to the system.
+    """
+    if os.environ.get("XDL_MALLOC_TUNING", "1") == "0":
+        return False
+    if any(name in os.environ for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
+        return False
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    mallopt = ctypes.CDLL(None).mallopt
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+                and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
 
 
 def load(device):
     if device not in (None, "cpu"):
         raise _unavailable(f"numpy runs on the CPU only, got device {device!r}")
+    keep_freed_memory()
     return xp_numpy, "cpu"
 
 
