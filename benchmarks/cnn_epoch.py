@@ -25,10 +25,10 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
+from interleave import Worker, quartiles, run_pair
 from timing import pin_threads
 
 CASES = [("book_cnn", 32), ("book_cnn", 128), ("lenet5", 64)]
@@ -168,87 +168,24 @@ def worker(framework, model_name, batch):
           flush=True)
 
 
-class Worker:
-    """A :func:`worker` process for one framework, model and batch size."""
-
-    def __init__(self, framework, model_name, batch):
-        command = [sys.executable, os.path.abspath(__file__), "--worker", framework,
-                   model_name, str(batch), "--data-dir", ARGS.data_dir,
-                   "--threads", str(ARGS.threads)]
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True)
-        self.steps_per_epoch = self._answer()["steps_per_epoch"]
-
-    def _answer(self) -> dict:
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"benchmark worker {self.process.args[3:6]} exited with "
-                               f"status {self.process.wait()}")
-        return json.loads(line)
-
-    def run(self, steps: int) -> float:
-        """Seconds ``steps`` training steps take."""
-        self.process.stdin.write(f"{steps}\n")
-        self.process.stdin.flush()
-        return self._answer()["seconds"]
-
-    def finish(self) -> dict:
-        """The process's memory figures; it exits."""
-        self.process.stdin.write("0\n")
-        self.process.stdin.flush()
-        result = self._answer()
-        self.process.wait()
-        return result
-
-
-def interleaved_epochs(workers: dict) -> dict:
-    """Every framework's epoch times over ARGS.repeats epochs, and the per-chunk time
-    ratios xdl/torch. The frameworks take turns, CHUNK_STEPS steps at a time (the first
-    to go alternating), pausing ARGS.gap seconds between turns so that the other
-    process's idle threads have stopped spinning; an epoch is scaled from ARGS.steps
-    steps when given."""
-    per_epoch = workers["xdl"].steps_per_epoch
-    timed = per_epoch if ARGS.steps is None else min(ARGS.steps, per_epoch)
-    chunks = [min(ARGS.chunk, timed - start) for start in range(0, timed, ARGS.chunk)]
-    epochs = {framework: [] for framework in workers}
-    chunk_ratios = []
-    for _ in range(ARGS.repeats):
-        totals = dict.fromkeys(workers, 0.0)
-        for index, steps in enumerate(chunks):
-            turn = list(workers) if index % 2 == 0 else list(reversed(workers))
-            seconds = {}
-            for framework in turn:
-                time.sleep(ARGS.gap)
-                seconds[framework] = workers[framework].run(steps)
-                totals[framework] += seconds[framework]
-            chunk_ratios.append(seconds["xdl"] / seconds["torch"])
-        for framework, total in totals.items():
-            epochs[framework].append(total * per_epoch / timed)
-    return {"epoch_seconds": epochs, "chunk_ratios": chunk_ratios}
-
-
-def quartiles(values):
-    q1, q2, q3 = statistics.quantiles(values, n=4)
-    return {"q1": q1, "median": q2, "q3": q3}
-
-
 def run_case(model_name, batch):
-    workers = {framework: Worker(framework, model_name, batch) for framework in ("xdl", "torch")}
-    try:
-        timings = interleaved_epochs(workers)
-    finally:
-        memory = {framework: w.finish() for framework, w in workers.items()}
-    epochs = timings["epoch_seconds"]
-    median = {f: statistics.median(times) for f, times in epochs.items()}
+    command = [sys.executable, os.path.abspath(__file__), "--data-dir", ARGS.data_dir,
+               "--threads", str(ARGS.threads), "--worker"]
+    workers = {framework: Worker(command + [framework, model_name, str(batch)])
+               for framework in ("xdl", "torch")}
+    timings = run_pair(workers, ARGS.steps, ARGS.chunk, ARGS.gap, ARGS.repeats)
+    memory = timings["closing"]
+    median = {f: statistics.median(times) for f, times in timings["epoch_seconds"].items()}
     flops = flops_per_sample(model_name) * 60000
     return {
         "model": model_name, "batch_size": batch, "epoch_seconds": median,
         "ratio_xdl_over_torch": median["xdl"] / median["torch"],
-        "chunk_ratio_quartiles": quartiles(timings["chunk_ratios"]),
+        "turn_ratio_quartiles": quartiles(timings["turn_ratios"]),
         "gflop_per_epoch": flops / 1e9,
         "achieved_gflops": {f: flops / t / 1e9 for f, t in median.items()},
         "peak_rss_mb": {f: memory[f]["peak_rss_mb"] for f in memory},
-        "memory": memory, "epochs": epochs, "chunk_ratios": timings["chunk_ratios"],
+        "memory": memory, "epochs": timings["epoch_seconds"],
+        "turn_ratios": timings["turn_ratios"],
     }
 
 
@@ -265,10 +202,10 @@ def main():
         result = run_case(model_name, batch)
         results.append(result)
         median, flops = result["epoch_seconds"], result["gflop_per_epoch"] * 1e9
-        spread = result["chunk_ratio_quartiles"]
+        spread = result["turn_ratio_quartiles"]
         print(f"{model_name} batch {batch}: xdl {median['xdl']:.1f} s, torch "
               f"{median['torch']:.1f} s per epoch, ratio {result['ratio_xdl_over_torch']:.2f} "
-              f"(chunk ratios {spread['q1']:.2f}–{spread['q3']:.2f}, median "
+              f"(per-turn ratios {spread['q1']:.2f}–{spread['q3']:.2f}, median "
               f"{spread['median']:.2f}); {flops / 1e9:.0f} GFLOP/epoch, xdl "
               f"{flops / median['xdl'] / 1e9:.0f} GFLOP/s "
               f"({100 * flops / median['xdl'] / 1e9 / rate:.0f}% of the matmul rate), peak "
@@ -276,7 +213,7 @@ def main():
               f"{result['peak_rss_mb']['torch']:.0f} MB")
     summary = {"benchmark": "cnn-epoch", "machine": f"{platform.machine()}, "
                f"{os.cpu_count()} cores", "threads": ARGS.threads, "steps": ARGS.steps,
-               "chunk_steps": ARGS.chunk, "gap_seconds": ARGS.gap,
+               "turn_steps": ARGS.chunk, "gap_seconds": ARGS.gap,
                "matmul_gflops_float32": rate, "numpy": np.__version__, "results": results}
     print(f"float32 matmul: {rate:.0f} GFLOP/s")
     if ARGS.json:
