@@ -136,9 +136,9 @@ def torch_steps(model_name, batch, x, y):
 
 
 def worker(framework, model_name, batch):
-    """Trains in this process, in chunks the parent asks for: each stdin line is a step
-    count (0 ends), answered by a JSON line with the chunk's seconds; the last line gives
-    the process's memory. Steps walk one shuffled epoch of batches, round and round."""
+    """Trains in this process, as many steps at a time as the parent asks (the protocol of
+    benchmarks/interleave.py), closing with its memory and page faults. Steps walk one
+    shuffled epoch of batches, round and round."""
     x, y = load()
     make = xdl_steps if framework == "xdl" else torch_steps
     step, convert = make(model_name, batch, x, y)

@@ -11,10 +11,10 @@ import numpy as np
 #: and 32 MB as blocks are freed) and returns the heap's top to the kernel once more than
 #: twice that is free. A large batch's temporaries (im2col matrices, activations and
 #: their gradients, tens of MB each) then land on fresh pages every step, which the
-#: kernel faults in and zeroes: about 3,100 page faults per step of the book CNN at
-#: batch 128, none after these settings, and the step about 13% faster (70.0 against
-#: 60.7 ms in one measurement; 0.88× in an interleaved A/B of training chunks). Small
-#: batches (LeNet-5 at 64, the book CNN at 32) fault little either way.
+#: kernel faults in and zeroes. benchmarks/malloc_tuning.py measures the settings below
+#: against glibc's defaults: the book CNN at batch 128 takes 8 page faults a step instead
+#: of about 3,200 and 0.85× the time; LeNet-5 and the book CNN at batch 32, which fault
+#: little either way, are unchanged.
 MMAP_THRESHOLD_BYTES = 32 << 20
 TRIM_THRESHOLD_BYTES = 256 << 20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
