@@ -12,8 +12,9 @@ from conftest import on
 
 from xdl import backends
 from xdl.gradcheck import gradcheck
+from xdl.models import create
 from xdl.nn import Conv2d, LeakyReLU, MaxPool2d, ReLU, Sequential, conv_dft, no_grad
-from xdl.nn.conv_relu_pool import ConvReLUPool
+from xdl.nn.conv_relu_pool import ConvReLUPool, fused_toeplitz_is_cheaper
 from xdl.nn.conv_toeplitz import Plan
 from xdl.nn.functional import Window
 
@@ -26,6 +27,7 @@ FUSED_CASES = {
                                  (2, 2, 15, 19)),
     "rect-pool-no-bias": ((3, 4, 3), dict(bias=False), (3, 2), (1, 3, 11, 14)),
     "pool-3x3": ((2, 7, 3), dict(padding=1), 3, (2, 2, 9, 21)),
+    "two-column-blocks": ((1, 32, 3), dict(padding=1), 2, (2, 1, 6, 8)),   # B = 2
     "dft-lenet-conv2": ((6, 16, 5), dict(algorithm="dft"), 2, (2, 6, 14, 14)),
     "dft-padding-rect-pool-no-bias": ((3, 4, 3), dict(padding=1, bias=False, algorithm="dft"),
                                       (2, 3), (2, 3, 8, 9)),
@@ -171,6 +173,28 @@ def test_a_fused_stage_leaves_no_stale_state_in_its_layers(backend, rng, monkeyp
     Sequential(conv, relu, pool)(x)             # ... which the fused stage replaces
     with pytest.raises(RuntimeError, match="without a forward pass"):
         conv.backward(on(backend, rng.normal(size=(shape[0], 6, 12, 12))))
+
+
+def test_auto_fuses_on_the_toeplitz_path_where_im2col_would_run_layer_by_layer(rng):
+    """The book CNN's conv 1 runs im2col on its own (``algorithm_for``), but followed by
+    a ReLU and a tiling max pool the fused Toeplitz stage is estimated cheaper."""
+    book_conv1 = Conv2d(1, 32, 5, padding=2)
+    assert book_conv1.algorithm_for((32, 1, 28, 28)) == "im2col"
+    assert fused_toeplitz_is_cheaper((32, 1, 28, 28), book_conv1, (2, 2))
+    assert not fused_toeplitz_is_cheaper((64, 16, 28, 28), Conv2d(16, 32, 3, padding=1),
+                                         (2, 2))
+    assert not fused_toeplitz_is_cheaper((64, 8, 28, 28), Conv2d(8, 32, 3, groups=2),
+                                         (2, 2))
+    with backends.use("numpy"):
+        book = create("book_cnn")
+    book(rng.normal(size=(2, 1, 28, 28)).astype(np.float32))
+    first, second = book.features.saved[0]
+    assert (first.algorithm, first.conv) == ("toeplitz", book.features[0])
+    assert (second.algorithm, second.conv) == ("dft", book.features[3])
+    explicit = Sequential(Conv2d(1, 32, 5, padding=2, algorithm="im2col"), ReLU(),
+                          MaxPool2d(2))
+    explicit(rng.normal(size=(2, 1, 28, 28)))
+    assert not any(isinstance(stage, ConvReLUPool) for stage in explicit.saved[0])
 
 
 def test_a_toeplitz_plan_refuses_row_groups_that_do_not_divide_its_rows():

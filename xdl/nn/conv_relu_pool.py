@@ -45,15 +45,18 @@ from dataclasses import replace
 from xdl import backends
 from xdl.nn.activation import ReLU, relu
 from xdl.nn.conv import Conv2d, accumulate_parameter_grads, param_data
+from xdl.nn.conv_dft import IM2COL_COPY_COST
 from xdl.nn.conv_dft_relu_pool import dft_relu_pool_backward, dft_relu_pool_forward
 from xdl.nn.conv_toeplitz import (
     Plan,
     band,
     band_backward,
+    estimated_costs,
     input_gradient,
     output_image,
     output_rows,
     rows_matrix,
+    toeplitz_applies,
 )
 from xdl.nn.module import is_grad_enabled, register_fusion
 from xdl.nn.pooling import MaxPool2d, max_scan, max_scan_backward
@@ -176,6 +179,30 @@ class ConvReLUPool:
         self._backward(grad, False)
 
 
+#: Passes over the convolution's output that the fused stage saves against an im2col
+#: Conv2d, a ReLU and a MaxPool2d run one by one: ReLU's forward and backward run on the
+#: pooled array, and pooling's scan dense bands instead of strided windows. A pass costs
+#: about one copied value (IM2COL_COPY_COST multiply-adds). Fitted with
+#: benchmarks/fused_stage.py (forward + backward, 2×2 pool, 2 threads; the passes the
+#: rule needs to fuse in brackets): the fused stage took 0.52–0.63 of the time of the
+#: layers one by one with 1 or 3 input channels (−1.9 to 1.7), 0.80 and 0.88 for 6 and 8
+#: → 32 at 3×3 (3.4, 4.5), 0.98 for 12 → 32 (6.8) and 1.12 for 16 → 32 (9.0).
+FUSION_SAVED_PASSES = 6
+
+
+def fused_toeplitz_is_cheaper(x_shape, conv: Conv2d, pool_kernel) -> bool:
+    """Whether the fused stage on the Toeplitz path is estimated to cost less than the
+    im2col convolution, the ReLU and the pool one by one: its product and R's copies
+    (``conv_toeplitz.estimated_costs``' "toeplitz-pooled") against im2col's plus
+    FUSION_SAVED_PASSES passes over the O output values of a pixel."""
+    if not toeplitz_applies(conv.groups):
+        return False
+    costs = estimated_costs(x_shape, conv.out_channels, conv.window,
+                            block_multiple=pool_kernel[1])
+    saved = conv.out_channels * FUSION_SAVED_PASSES * IM2COL_COPY_COST
+    return costs["toeplitz-pooled"] <= costs["im2col"] + saved
+
+
 def _pool_tiles(pool, out_size) -> bool:
     """Whether ``pool``'s windows tile an (OH, OW) output exactly (kernel = stride, no
     padding or dilation, the sizes divisible by the kernel)."""
@@ -195,9 +222,14 @@ def fuse(layers, x):
         return None
     if x.shape[1] != conv.in_channels:
         return None
-    algorithm = conv.algorithm_for(tuple(x.shape))
     out_size = conv.window.output_size(x.shape[2], x.shape[3])
-    if algorithm not in FUSED_PATHS or min(out_size) < 1 or not _pool_tiles(pool, out_size):
+    if min(out_size) < 1 or not _pool_tiles(pool, out_size):
+        return None
+    algorithm = conv.algorithm_for(tuple(x.shape))
+    if (algorithm == "im2col" and conv.algorithm == "auto"
+            and fused_toeplitz_is_cheaper(tuple(x.shape), conv, pool.window.kernel)):
+        algorithm = "toeplitz"
+    if algorithm not in FUSED_PATHS:
         return None
     return ConvReLUPool(conv, relu, pool, algorithm)
 

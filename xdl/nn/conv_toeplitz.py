@@ -89,21 +89,24 @@ def _copy_cost(run: int) -> float:
     return IM2COL_COPY_COST * max(1.0, FULL_RATE_RUN / run)
 
 
-def estimated_costs(x_shape, out_channels: int, window: Window) -> dict[str, float]:
+def estimated_costs(x_shape, out_channels: int, window: Window,
+                    block_multiple: int = 1) -> dict[str, float]:
     """Per output pixel (all channels) and forward pass, in multiply-adds: im2col's
     kh·kw·C matrix rows' worth of product and copy; the Toeplitz path's kh·C·L/B rows
     of R (a product O·B wide, copies in runs of L) and, with several blocks, O output
     values moved in runs of B. (Fitted before R was read channels-last and the output
-    came out channels-last without a move; kept so that ``auto`` decides as measured.)"""
+    came out channels-last without a move; kept so that ``auto`` decides as measured.)
+    "toeplitz-pooled" is the Toeplitz path without that move, as the fused Conv2d →
+    ReLU → MaxPool2d stage runs it (:mod:`xdl.nn.conv_relu_pool`, its blocks a multiple
+    of ``block_multiple``, the pool's width)."""
     c, o = x_shape[1], out_channels
     (kh, kw) = window.kernel
-    plan = Plan.of(x_shape, o, window)
-    toeplitz = kh * c * plan.span / plan.block * (_product_cost(o * plan.block)
-                                                  + _copy_cost(plan.span))
-    if plan.blocks > 1:
-        toeplitz += o * _copy_cost(plan.block)
+    plan = Plan.of(x_shape, o, window, block_multiple=block_multiple)
+    product = kh * c * plan.span / plan.block * (_product_cost(o * plan.block)
+                                                 + _copy_cost(plan.span))
+    moved = o * _copy_cost(plan.block) if plan.blocks > 1 else 0.0
     return {"im2col": kh * kw * c * (_product_cost(o) + IM2COL_COPY_COST),
-            "toeplitz": toeplitz}
+            "toeplitz": product + moved, "toeplitz-pooled": product}
 
 
 def toeplitz_is_cheaper(x_shape, out_channels: int, window: Window, groups: int) -> bool:
