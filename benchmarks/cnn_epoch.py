@@ -14,7 +14,9 @@ PyTorch's OpenMP threads spin about 8 ms): with a shorter pause xdl's spinning w
 would slow PyTorch's turn and flatter xdl. ``--steps N`` times N steps per epoch after
 a warm-up of 5 and scales to a full epoch (60,000 images); without it whole epochs are
 timed. ``--repeats`` such epochs are run; the median epoch is reported, and the
-quartiles of the per-turn time ratios show the spread.
+quartiles of the per-turn time ratios show the spread. Before each turn the parent
+also measures how far apart the machine has placed its two CPUs
+(:mod:`placement`), and the per-turn ratios are summarised for each placement apart.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import sys
 import time
 
 from interleave import Worker, quartiles, run_pair
+from placement import SPLIT_PLACEMENT_RATIO, cross_core_read_ratio
 from timing import pin_threads
 
 CASES = [("book_cnn", 32), ("book_cnn", 128), ("lenet5", 64)]
@@ -173,7 +176,8 @@ def run_case(model_name, batch):
                "--threads", str(ARGS.threads), "--worker"]
     workers = {framework: Worker(command + [framework, model_name, str(batch)])
                for framework in ("xdl", "torch")}
-    timings = run_pair(workers, ARGS.steps, ARGS.chunk, ARGS.gap, ARGS.repeats)
+    timings = run_pair(workers, ARGS.steps, ARGS.chunk, ARGS.gap, ARGS.repeats,
+                       probe=cross_core_read_ratio)
     memory = timings["closing"]
     median = {f: statistics.median(times) for f, times in timings["epoch_seconds"].items()}
     flops = flops_per_sample(model_name) * 60000
@@ -181,12 +185,32 @@ def run_case(model_name, batch):
         "model": model_name, "batch_size": batch, "epoch_seconds": median,
         "ratio_xdl_over_torch": median["xdl"] / median["torch"],
         "turn_ratio_quartiles": quartiles(timings["turn_ratios"]),
+        "turn_ratios_by_placement": by_placement(timings),
         "gflop_per_epoch": flops / 1e9,
         "achieved_gflops": {f: flops / t / 1e9 for f, t in median.items()},
         "peak_rss_mb": {f: memory[f]["peak_rss_mb"] for f in memory},
         "memory": memory, "epochs": timings["epoch_seconds"],
         "turn_ratios": timings["turn_ratios"],
+        "turn_cross_core_read_ratios": timings["turn_probes"],
     }
+
+
+def by_placement(timings) -> dict:
+    """The turns' count and ratio quartiles in each placement of the two CPUs: "shared"
+    (a shared cache) and "split" (a cross-CPU read at least SPLIT_PLACEMENT_RATIO
+    times slower than a same-CPU one)."""
+    groups = {"shared": [], "split": []}
+    for ratio, probe in zip(timings["turn_ratios"], timings["turn_probes"]):
+        groups["split" if probe >= SPLIT_PLACEMENT_RATIO else "shared"].append(ratio)
+    return {name: {"turns": len(ratios), **(quartiles(ratios) if len(ratios) > 1 else {})}
+            for name, ratios in groups.items()}
+
+
+def placements(result) -> str:
+    """The per-turn median ratio in each placement that some turns ran in."""
+    return ", ".join(f"{name} CPUs: median {group['median']:.2f} over {group['turns']} turns"
+                     for name, group in result["turn_ratios_by_placement"].items()
+                     if "median" in group)
 
 
 def main():
@@ -206,7 +230,8 @@ def main():
         print(f"{model_name} batch {batch}: xdl {median['xdl']:.1f} s, torch "
               f"{median['torch']:.1f} s per epoch, ratio {result['ratio_xdl_over_torch']:.2f} "
               f"(per-turn ratios {spread['q1']:.2f}–{spread['q3']:.2f}, median "
-              f"{spread['median']:.2f}); {flops / 1e9:.0f} GFLOP/epoch, xdl "
+              f"{spread['median']:.2f}; {placements(result)}); {flops / 1e9:.0f} "
+              f"GFLOP/epoch, xdl "
               f"{flops / median['xdl'] / 1e9:.0f} GFLOP/s "
               f"({100 * flops / median['xdl'] / 1e9 / rate:.0f}% of the matmul rate), peak "
               f"RSS xdl {result['peak_rss_mb']['xdl']:.0f} MB, torch "

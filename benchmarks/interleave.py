@@ -49,24 +49,27 @@ class Worker:
 
 
 def take_turns(workers: dict, steps: int | None, chunk: int, gap: float,
-               repeats: int) -> dict:
+               repeats: int, probe=None) -> dict:
     """``repeats`` epochs of each worker (scaled from ``steps`` timed steps when given),
     the workers taking turns ``chunk`` steps at a time with the first to go alternating,
     each turn after a ``gap`` seconds' pause (longer than an idle BLAS or OpenMP thread
     keeps spinning, so one worker's idle threads do not slow the other's turn).
 
     Returns every worker's epoch seconds and, per turn, the first worker's time over the
-    second's."""
+    second's, and ``probe()``'s value measured before the turn (when a probe is given:
+    :func:`placement.cross_core_read_ratio`)."""
     first, second = workers
     per_epoch = workers[first].steps_per_epoch
     timed = per_epoch if steps is None else min(steps, per_epoch)
     chunks = [min(chunk, timed - start) for start in range(0, timed, chunk)]
     epochs = {name: [] for name in workers}
-    turn_ratios = []
+    turn_ratios, turn_probes = [], []
     for _ in range(repeats):
         totals = dict.fromkeys(workers, 0.0)
         for index, count in enumerate(chunks):
             seconds = {}
+            if probe is not None:
+                turn_probes.append(probe())
             for name in (first, second) if index % 2 == 0 else (second, first):
                 time.sleep(gap)
                 seconds[name] = workers[name].run(count)
@@ -74,13 +77,13 @@ def take_turns(workers: dict, steps: int | None, chunk: int, gap: float,
             turn_ratios.append(seconds[first] / seconds[second])
         for name, total in totals.items():
             epochs[name].append(total * per_epoch / timed)
-    return {"epoch_seconds": epochs, "turn_ratios": turn_ratios}
+    return {"epoch_seconds": epochs, "turn_ratios": turn_ratios, "turn_probes": turn_probes}
 
 
-def run_pair(workers: dict, steps, chunk, gap, repeats) -> dict:
+def run_pair(workers: dict, steps, chunk, gap, repeats, probe=None) -> dict:
     """:func:`take_turns`, then every worker's closing figures (also on failure)."""
     try:
-        timings = take_turns(workers, steps, chunk, gap, repeats)
+        timings = take_turns(workers, steps, chunk, gap, repeats, probe)
     finally:
         closing = {name: worker.finish() for name, worker in workers.items()}
     return {**timings, "closing": closing}
