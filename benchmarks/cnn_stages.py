@@ -7,6 +7,8 @@ loss and the optimizer step, per step, on MNIST.
 Times are per step in microseconds, summed over ``--steps`` steps after 10 warm-up
 steps (``time.perf_counter`` around each call, so a stage's time includes the Python
 that runs it); "step" is the whole step, including what no stage accounts for.
+``--by-placement`` runs the steps in rounds of 20, probes before each round whether the
+machine's two CPUs share a cache (:mod:`placement`), and gives a column per placement.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 import time
 from collections import defaultdict
 
+from placement import SPLIT_PLACEMENT_RATIO, cross_core_read_ratio
 from timing import pin_threads
 
 
@@ -28,6 +31,8 @@ def parse():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--by-placement", action="store_true",
+                        help="a column for each placement of the two CPUs")
     return parser.parse_args()
 
 
@@ -103,6 +108,7 @@ def main() -> int:
     order = np.random.default_rng(0).permutation(len(labels))
 
     def step(i):
+        i %= len(labels) // ARGS.batch     # round and round the epoch
         index = order[i * ARGS.batch:(i + 1) * ARGS.batch]
         optimizer.zero_grad()
         loss_forward(model(x[index]), labels[index])
@@ -111,14 +117,27 @@ def main() -> int:
 
     for i in range(10):
         step(i)
-    TIMES.clear()
-    began = time.perf_counter()
-    for i in range(10, 10 + ARGS.steps):
-        step(i)
-    TIMES["step"] = time.perf_counter() - began
-    print(f"{ARGS.model}, batch {ARGS.batch}, {ARGS.threads} threads: microseconds per step")
-    for name, seconds in TIMES.items():  # in the order the first step ran them
-        print(f"  {name.strip():72s} {seconds / ARGS.steps * 1e6:8.0f}")
+    rounds = [(10 + start, min(20, ARGS.steps - start)) for start in range(0, ARGS.steps, 20)]
+    columns: dict[str, dict] = defaultdict(lambda: defaultdict(float))
+    counts: dict[str, int] = defaultdict(int)
+    for first, count in rounds:
+        split = ARGS.by_placement and cross_core_read_ratio() >= SPLIT_PLACEMENT_RATIO
+        column = "split CPUs" if split else "shared CPUs" if ARGS.by_placement else "all"
+        TIMES.clear()
+        began = time.perf_counter()
+        for i in range(first, first + count):
+            step(i)
+        TIMES["step"] = time.perf_counter() - began
+        for name, seconds in TIMES.items():
+            columns[column][name] += seconds
+        counts[column] += count
+    names = list(columns)
+    print(f"{ARGS.model}, batch {ARGS.batch}, {ARGS.threads} threads: microseconds per step"
+          + "".join(f"; {counts[c]} steps on {c}" for c in names if ARGS.by_placement))
+    order = max(columns.values(), key=len)  # the names in the order the first step ran them
+    for name in order:
+        print(f"  {name.strip():72s}" + "".join(
+            f" {columns[c][name] / counts[c] * 1e6:8.0f}" for c in names))
     return 0
 
 
