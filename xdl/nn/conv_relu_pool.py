@@ -214,7 +214,8 @@ def _pool_tiles(pool, out_size) -> bool:
 def fuse(layers, x):
     """A :class:`ConvReLUPool` for ``layers[:3]`` on input ``x`` when they are a Conv2d
     that takes a path of FUSED_PATHS, a ReLU and a MaxPool2d whose windows tile the
-    convolution's output; else None."""
+    convolution's output; else None. A Conv2d whose ``auto`` takes im2col is fused on
+    the Toeplitz path where :func:`fused_toeplitz_is_cheaper`."""
     if len(layers) < 3 or x.ndim != 4:
         return None
     conv, relu, pool = layers[:3]
