@@ -31,7 +31,7 @@ import sys
 import time
 
 from interleave import Worker, quartiles, run_pair
-from placement import SPLIT_PLACEMENT_RATIO, cross_core_read_ratio
+from placement import cross_core_read_ratio, placement
 from timing import pin_threads
 
 CASES = [("book_cnn", 32), ("book_cnn", 128), ("lenet5", 64)]
@@ -196,12 +196,11 @@ def run_case(model_name, batch):
 
 
 def by_placement(timings) -> dict:
-    """The turns' count and ratio quartiles in each placement of the two CPUs: "shared"
-    (a shared cache) and "split" (a cross-CPU read at least SPLIT_PLACEMENT_RATIO
-    times slower than a same-CPU one)."""
+    """The turns' count and ratio quartiles in each placement of the two CPUs ("shared"
+    or "split" cache, :func:`placement.placement`)."""
     groups = {"shared": [], "split": []}
     for ratio, probe in zip(timings["turn_ratios"], timings["turn_probes"]):
-        groups["split" if probe >= SPLIT_PLACEMENT_RATIO else "shared"].append(ratio)
+        groups[placement(probe)].append(ratio)
     return {name: {"turns": len(ratios), **(quartiles(ratios) if len(ratios) > 1 else {})}
             for name, ratios in groups.items()}
 

@@ -19,7 +19,7 @@ import sys
 import time
 from collections import defaultdict
 
-from placement import SPLIT_PLACEMENT_RATIO, cross_core_read_ratio
+from placement import cross_core_read_ratio, placement
 from timing import pin_threads
 
 
@@ -121,8 +121,8 @@ def main() -> int:
     columns: dict[str, dict] = defaultdict(lambda: defaultdict(float))
     counts: dict[str, int] = defaultdict(int)
     for first, count in rounds:
-        split = ARGS.by_placement and cross_core_read_ratio() >= SPLIT_PLACEMENT_RATIO
-        column = "split CPUs" if split else "shared CPUs" if ARGS.by_placement else "all"
+        column = (f"{placement(cross_core_read_ratio())} CPUs" if ARGS.by_placement
+                  else "all")
         TIMES.clear()
         began = time.perf_counter()
         for i in range(first, first + count):
@@ -134,8 +134,7 @@ def main() -> int:
     names = list(columns)
     print(f"{ARGS.model}, batch {ARGS.batch}, {ARGS.threads} threads: microseconds per step"
           + "".join(f"; {counts[c]} steps on {c}" for c in names if ARGS.by_placement))
-    order = max(columns.values(), key=len)  # the names in the order the first step ran them
-    for name in order:
+    for name in columns[names[0]]:  # in the order the first step ran them
         print(f"  {name.strip():72s}" + "".join(
             f" {columns[c][name] / counts[c] * 1e6:8.0f}" for c in names))
     return 0

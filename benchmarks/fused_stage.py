@@ -21,9 +21,9 @@ import os
 import platform
 import statistics
 import sys
-import time
+from functools import partial
 
-from timing import pin_threads, settle_allocator
+from timing import pin_threads
 
 # (name, batch, in channels, out channels, kernel, padding, input side)
 LAYERS = [
@@ -51,19 +51,24 @@ ARGS = parse()
 pin_threads(ARGS.threads)
 
 import numpy as np  # noqa: E402  (after pin_threads)
+from timing import settle_allocator, timed  # noqa: E402
 
 from xdl.nn import Conv2d, MaxPool2d, ReLU, Sequential  # noqa: E402
 from xdl.nn.conv_dft import IM2COL_COPY_COST  # noqa: E402
 from xdl.nn.conv_relu_pool import ConvReLUPool, fused_toeplitz_is_cheaper  # noqa: E402
 from xdl.nn.conv_toeplitz import estimated_costs  # noqa: E402
 
+STEPS_PER_ROUND = 5
 
-def step(model, x, grad, first_layer: bool):
-    model(x)
-    if first_layer:
-        model.backward_params(grad)
-    else:
-        model.backward(grad)
+
+def steps(model, x, grad, first_layer: bool):
+    """STEPS_PER_ROUND forward and backward passes."""
+    for _ in range(STEPS_PER_ROUND):
+        model(x)
+        if first_layer:
+            model.backward_params(grad)
+        else:
+            model.backward(grad)
 
 
 def measure(batch, c, o, k, padding, side) -> dict:
@@ -80,10 +85,8 @@ def measure(batch, c, o, k, padding, side) -> dict:
     times = {name: [] for name in models}
     for _ in range(ARGS.rounds):
         for name, model in models.items():
-            began = time.perf_counter()
-            for _ in range(5):
-                step(model, x, grads[name], first_layer)
-            times[name].append((time.perf_counter() - began) / 5)
+            times[name].append(timed(partial(steps, model, x, grads[name], first_layer))
+                               / STEPS_PER_ROUND)
     median = {name: statistics.median(t) for name, t in times.items()}
     conv = models["im2col"][0]
     costs = estimated_costs(x.shape, o, conv.window, block_multiple=2)

@@ -7,8 +7,8 @@ a one-thread matrix product and the memory bandwidth do not change. The vCPUs th
 on cores that share no cache (other core complexes). xdl pays for it more than PyTorch:
 its element-wise passes run on one thread and read what both BLAS threads wrote.
 
-:func:`cross_core_read_ratio` measures that ratio, so a benchmark can say in which
-placement each of its turns ran.
+:func:`cross_core_read_ratio` measures that ratio and :func:`placement` names it, so a
+benchmark can say in which placement each of its turns ran.
 """
 
 from __future__ import annotations
@@ -64,3 +64,9 @@ def cross_core_read_ratio(megabytes: int = 2, repeats: int = 20) -> float:
         os.sched_setaffinity(0, cpus)
         helper.join()
     return sorted(remote)[repeats // 2] / sorted(local)[repeats // 2]
+
+
+def placement(read_ratio: float) -> str:
+    """"split" where :func:`cross_core_read_ratio`'s ``read_ratio`` says the two CPUs
+    share no cache (at least SPLIT_PLACEMENT_RATIO), else "shared"."""
+    return "split" if read_ratio >= SPLIT_PLACEMENT_RATIO else "shared"
