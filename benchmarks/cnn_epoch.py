@@ -17,11 +17,17 @@ timed. ``--repeats`` such epochs are run; the median epoch is reported, and the
 quartiles of the per-turn time ratios show the spread. Before each turn the parent
 also measures how far apart the machine has placed its two CPUs
 (:mod:`placement`), and the per-turn ratios are summarised for each placement apart.
+
+xdl's steps run under the :class:`xdl.thread_tuning.ThreadTuner` that ``fit`` uses,
+which times steps and runs each on 1 or ``--threads`` BLAS threads, whichever is
+faster at the time; its closing figures count the steps at each. With
+``XDL_TUNE_THREADS=0`` xdl runs every step on ``--threads`` threads.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -93,19 +99,24 @@ def xdl_steps(model_name, batch, x, y):
     import xdl
     from xdl import nn, optim
     from xdl.models import create
+    from xdl.thread_tuning import ThreadTuner
 
     xdl.manual_seed(0)
     model = create(model_name, **({"dropout": 0.5} if model_name == "book_cnn" else {}))
     optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
 
+    tuner = ThreadTuner.for_backend(xdl.backends.current())
+
     def step(xb, yb):
-        optimizer.zero_grad()
-        loss = loss_fn(model(xb), yb)
-        model.backward_params(loss_fn.backward())
-        optimizer.step()
+        with tuner.step() if tuner else contextlib.nullcontext():
+            optimizer.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            model.backward_params(loss_fn.backward())
+            optimizer.step()
         return loss
 
+    step.tuner = tuner
     return step, lambda a: a
 
 
@@ -167,8 +178,15 @@ def worker(framework, model_name, batch):
     after = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"peak_rss_mb": after.ru_maxrss / 1024,
                       "training_rss_growth_mb": (after.ru_maxrss - before.ru_maxrss) / 1024,
-                      "page_faults_per_step": (after.ru_minflt - before.ru_minflt) / steps}),
+                      "page_faults_per_step": (after.ru_minflt - before.ru_minflt) / steps,
+                      "steps_at_thread_count": tuned_counts(step)}),
           flush=True)
+
+
+def tuned_counts(step) -> dict | None:
+    """How many steps xdl's ThreadTuner ran at each BLAS thread count (None untuned)."""
+    tuner = getattr(step, "tuner", None)
+    return None if tuner is None else {str(n): count for n, count in tuner.steps_at.items()}
 
 
 def run_case(model_name, batch):
@@ -234,7 +252,8 @@ def main():
               f"{flops / median['xdl'] / 1e9:.0f} GFLOP/s "
               f"({100 * flops / median['xdl'] / 1e9 / rate:.0f}% of the matmul rate), peak "
               f"RSS xdl {result['peak_rss_mb']['xdl']:.0f} MB, torch "
-              f"{result['peak_rss_mb']['torch']:.0f} MB")
+              f"{result['peak_rss_mb']['torch']:.0f} MB; xdl steps per BLAS thread count "
+              f"{result['memory']['xdl'].get('steps_at_thread_count')}")
     summary = {"benchmark": "cnn-epoch", "machine": f"{platform.machine()}, "
                f"{os.cpu_count()} cores", "threads": ARGS.threads, "steps": ARGS.steps,
                "turn_steps": ARGS.chunk, "gap_seconds": ARGS.gap,

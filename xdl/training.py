@@ -12,6 +12,7 @@ steps and at the end of the epoch.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 from xdl import backends
 from xdl.nn.module import no_grad
 from xdl.optim.clip import clip_grad_norm_
+from xdl.thread_tuning import ThreadTuner
 
 # -- metrics ---------------------------------------------------------------------------
 
@@ -194,20 +196,25 @@ def _as_tuple(grads):
 
 def train_epoch(model, loss_fn, optimizer, loader, metrics=("accuracy",),
                 clip_grad_norm=None, bar=None, log_every: int = 50, callbacks=(),
-                state=None) -> dict:
-    """One pass over ``loader`` in training mode; returns the epoch's mean loss and metrics."""
+                state=None, tuner=None) -> dict:
+    """One pass over ``loader`` in training mode; returns the epoch's mean loss and metrics.
+
+    ``tuner`` (a :class:`xdl.thread_tuning.ThreadTuner`) times each step and sets the
+    thread count of the next.
+    """
     named = [_metric(m) for m in metrics]
     model.train()
     loss_sum, counts, seen = 0.0, [0.0] * len(named), 0
     for step, batch in enumerate(loader, 1):
         x, target = batch[0], batch[-1]
-        optimizer.zero_grad()
-        output = model(x)
-        loss = loss_fn(output, target)
-        model.backward_params(*_as_tuple(loss_fn.backward()))
-        if clip_grad_norm is not None:
-            clip_grad_norm_(model.parameters(), clip_grad_norm)
-        optimizer.step()
+        with tuner.step() if tuner else contextlib.nullcontext():
+            optimizer.zero_grad()
+            output = model(x)
+            loss = loss_fn(output, target)
+            model.backward_params(*_as_tuple(loss_fn.backward()))
+            if clip_grad_norm is not None:
+                clip_grad_norm_(model.parameters(), clip_grad_norm)
+            optimizer.step()
         n = x.shape[0]
         seen += n
         loss_sum = loss_sum + loss * n
@@ -249,10 +256,16 @@ def evaluate(model, loss_fn, loader, metrics=("accuracy",)) -> dict:
     return logs
 
 
+def _thread_tuner(model):
+    """A ThreadTuner for the backend of ``model``'s parameters (None if it has none)."""
+    parameters = list(model.parameters())
+    return ThreadTuner.for_backend(backends.backend_of(parameters[0].data)) if parameters else None
+
+
 def fit(model, loss_fn, optimizer, train_loader, epochs: int, val_loader=None,
         metrics=("accuracy",), callbacks=(), schedule=None, progress: bool = True,
         clip_grad_norm: float | None = None, resume_from=None, log_every: int = 50,
-        on_divergence: str = "raise") -> History:
+        on_divergence: str = "raise", tune_threads: bool = True) -> History:
     """Train ``model`` for ``epochs`` epochs; returns the :class:`History`.
 
     ``schedule`` is an LR scheduler stepped after each epoch. ``resume_from`` is a
@@ -261,6 +274,11 @@ def fit(model, loss_fn, optimizer, train_loader, epochs: int, val_loader=None,
     same shuffling and dropout draws as an uninterrupted run. When the training loss becomes inf or
     NaN, ``on_divergence="raise"`` raises FloatingPointError and ``"stop"`` ends
     training with that epoch in the history (for learning-rate comparisons).
+
+    ``tune_threads`` lets a :class:`xdl.thread_tuning.ThreadTuner` choose, while the
+    steps run, how many of its threads a CPU backend's BLAS uses (all of them, half or
+    one; same results, different speed); the BLAS gets all its threads back when ``fit``
+    returns. ``XDL_TUNE_THREADS=0`` in the environment turns it off too.
     """
     if on_divergence not in ("raise", "stop"):
         raise ValueError(f"fit: on_divergence must be 'raise' or 'stop', got {on_divergence!r}")
@@ -274,40 +292,42 @@ def fit(model, loss_fn, optimizer, train_loader, epochs: int, val_loader=None,
         for key, values in (saved.header.get("history") or {}).items():
             history[key] = list(values)
     state = TrainingState(model, optimizer, schedule, history, epoch=start)
-    for callback in callbacks:
-        callback.on_train_begin(state)
-    for epoch in range(start, epochs):
-        began = time.perf_counter()
-        backends.seed_epoch(epoch)
-        if hasattr(train_loader, "set_epoch"):
-            train_loader.set_epoch(epoch)
-        bar = tqdm(total=len(train_loader), desc=f"epoch {epoch + 1}/{epochs}",
-                   disable=not progress, leave=True, mininterval=0.5)
-        try:
-            logs = train_epoch(model, loss_fn, optimizer, train_loader, metrics,
-                               clip_grad_norm, bar, log_every, callbacks, state)
-            logs["lr"] = optimizer.param_groups[0]["lr"]
-            if val_loader is not None:
-                logs.update({f"val_{k}": v
-                             for k, v in evaluate(model, loss_fn, val_loader, metrics).items()})
-            logs["time"] = time.perf_counter() - began
-            bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k != "lr"},
-                            refresh=True)
-        finally:
-            bar.close()
-        history.append(logs)
-        if not math.isfinite(logs["loss"]):
-            if on_divergence == "raise":
-                raise FloatingPointError(f"fit: the training loss became {logs['loss']} at "
-                                         f"epoch {epoch + 1}; lower the learning rate")
-            break
-        if schedule is not None:
-            schedule.step()
-        state.epoch = epoch + 1
+    tuner = _thread_tuner(model) if tune_threads else None
+    with tuner or contextlib.nullcontext():
         for callback in callbacks:
-            callback.on_epoch_end(state, logs)
-        if state.stop:
-            break
-    for callback in callbacks:
-        callback.on_train_end(state)
+            callback.on_train_begin(state)
+        for epoch in range(start, epochs):
+            began = time.perf_counter()
+            backends.seed_epoch(epoch)
+            if hasattr(train_loader, "set_epoch"):
+                train_loader.set_epoch(epoch)
+            bar = tqdm(total=len(train_loader), desc=f"epoch {epoch + 1}/{epochs}",
+                       disable=not progress, leave=True, mininterval=0.5)
+            try:
+                logs = train_epoch(model, loss_fn, optimizer, train_loader, metrics,
+                                   clip_grad_norm, bar, log_every, callbacks, state, tuner)
+                logs["lr"] = optimizer.param_groups[0]["lr"]
+                if val_loader is not None:
+                    logs.update({f"val_{k}": v
+                                 for k, v in evaluate(model, loss_fn, val_loader, metrics).items()})
+                logs["time"] = time.perf_counter() - began
+                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k != "lr"},
+                                refresh=True)
+            finally:
+                bar.close()
+            history.append(logs)
+            if not math.isfinite(logs["loss"]):
+                if on_divergence == "raise":
+                    raise FloatingPointError(f"fit: the training loss became {logs['loss']} at "
+                                             f"epoch {epoch + 1}; lower the learning rate")
+                break
+            if schedule is not None:
+                schedule.step()
+            state.epoch = epoch + 1
+            for callback in callbacks:
+                callback.on_epoch_end(state, logs)
+            if state.stop:
+                break
+        for callback in callbacks:
+            callback.on_train_end(state)
     return history

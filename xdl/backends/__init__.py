@@ -24,6 +24,7 @@ import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,15 @@ DEFAULT_SEED = 0
 
 class BackendUnavailable(RuntimeError):
     """The requested backend cannot run here; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ThreadPool:
+    """The threads a CPU backend's BLAS runs on: ``maximum`` as configured when it was
+    asked for, ``set(n)`` uses n of them (1 <= n <= maximum)."""
+
+    maximum: int
+    set: Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,12 @@ class Backend:
         the batch is processed in chunks: a cache-sized limit on CPUs, None (no
         chunking) where one large product is fastest, as on GPUs."""
         return self.impl.chunk_bytes(self.device)
+
+    @property
+    def thread_pool(self) -> ThreadPool | None:
+        """The CPU threads this backend's matrix products run on, for
+        :class:`xdl.thread_tuning.ThreadTuner`; None where there is none to tune."""
+        return self.impl.thread_pool(self.device)
 
     def dtype(self, name):
         """The namespace's dtype object for ``"float32"``, ``"int64"``, ...; dtypes pass through."""

@@ -69,3 +69,10 @@ def normal(gen, shape, dtype, device):
 
 def chunk_bytes(device):
     return None
+
+
+def thread_pool(device):
+    """NumPy's BLAS threads: array_api_strict computes with NumPy."""
+    from xdl.backends.numpy import thread_pool as numpy_thread_pool
+
+    return numpy_thread_pool(device)

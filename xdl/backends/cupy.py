@@ -82,6 +82,11 @@ def chunk_bytes(device):
     return None
 
 
+def thread_pool(device):
+    """None: a GPU has no CPU thread pool to tune."""
+    return None
+
+
 def sliding_windows(x, kernel, stride, dilation, out_size, channels_last=True):
     """One copy out of a strided window view (see xdl.backends.sliding_windows)."""
     import cupy

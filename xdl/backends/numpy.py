@@ -40,6 +40,20 @@ def keep_freed_memory() -> bool:
                 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
 
 
+def thread_pool(device):
+    """The BLAS threads NumPy's matrix products run on, found and limited by threadpoolctl
+    (None where it finds no BLAS library)."""
+    from threadpoolctl import ThreadpoolController
+
+    from xdl.backends import ThreadPool
+
+    blas = ThreadpoolController().select(user_api="blas")
+    if not blas.lib_controllers:
+        return None
+    maximum = max(library.num_threads for library in blas.lib_controllers)
+    return ThreadPool(maximum, lambda count: blas.limit(limits=count))
+
+
 def load(device):
     if device not in (None, "cpu"):
         raise _unavailable(f"numpy runs on the CPU only, got device {device!r}")

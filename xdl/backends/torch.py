@@ -67,6 +67,12 @@ def normal(gen, shape, dtype, device):
     return torch.randn(shape, generator=gen, dtype=dtype, device=device)
 
 
+def thread_pool(device):
+    """None: PyTorch runs its element-wise kernels on its own threads too, which the
+    user sets with torch.set_num_threads."""
+    return None
+
+
 def chunk_bytes(device):
     """Cache-sized chunks on the CPU; one large product on a GPU."""
     return 4 << 20 if device.type == "cpu" else None
