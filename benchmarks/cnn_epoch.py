@@ -19,8 +19,8 @@ also measures how far apart the machine has placed its two CPUs
 (:mod:`placement`), and the per-turn ratios are summarised for each placement apart.
 
 xdl's steps run under the :class:`xdl.thread_tuning.ThreadTuner` that ``fit`` uses,
-which times steps and runs each on 1 or ``--threads`` BLAS threads, whichever is
-faster at the time; its closing figures count the steps at each. With
+which times steps and runs each on all ``--threads`` BLAS threads, half or one,
+whichever is faster at the time; its closing figures count the steps at each. With
 ``XDL_TUNE_THREADS=0`` xdl runs every step on ``--threads`` threads.
 """
 
