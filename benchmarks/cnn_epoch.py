@@ -36,7 +36,7 @@ import statistics
 import sys
 import time
 
-from interleave import Worker, quartiles, run_pair
+from interleave import epoch_worker, quartiles, run_pair
 from placement import cross_core_read_ratio, placement
 from timing import pin_threads
 
@@ -190,9 +190,7 @@ def tuned_counts(step) -> dict | None:
 
 
 def run_case(model_name, batch):
-    command = [sys.executable, os.path.abspath(__file__), "--data-dir", ARGS.data_dir,
-               "--threads", str(ARGS.threads), "--worker"]
-    workers = {framework: Worker(command + [framework, model_name, str(batch)])
+    workers = {framework: epoch_worker(ARGS.data_dir, ARGS.threads, framework, model_name, batch)
                for framework in ("xdl", "torch")}
     timings = run_pair(workers, ARGS.steps, ARGS.chunk, ARGS.gap, ARGS.repeats,
                        probe=cross_core_read_ratio)

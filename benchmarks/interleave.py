@@ -1,5 +1,5 @@
 """Two training processes timed in turns, so that this shared machine's slow spells fall
-on both alike: what benchmarks/cnn_epoch.py and benchmarks/malloc_tuning.py share.
+on both alike: what benchmarks/cnn_epoch.py, malloc_tuning.py and thread_counts.py share.
 
 A worker process answers its first line with ``{"steps_per_epoch": n}``, then each stdin
 line (a step count; 0 ends) with ``{"seconds": s}`` for that many training steps, and
@@ -9,9 +9,14 @@ ends with a JSON line of its own figures (memory, page faults).
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
+import sys
 import time
+
+#: The script whose ``--worker`` mode trains one framework (benchmarks/cnn_epoch.py).
+EPOCH_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cnn_epoch.py")
 
 
 class Worker:
@@ -46,6 +51,14 @@ class Worker:
         result = self._answer()
         self.process.wait()
         return result
+
+
+def epoch_worker(data_dir: str, threads: int, framework: str, model_name: str, batch: int,
+                 env: dict | None = None) -> Worker:
+    """A cnn_epoch.py worker training ``model_name`` at ``batch`` in ``framework`` ("xdl"
+    or "torch") on ``threads`` threads, in environment ``env`` (this one's when None)."""
+    return Worker([sys.executable, EPOCH_SCRIPT, "--data-dir", data_dir, "--threads",
+                   str(threads), "--worker", framework, model_name, str(batch)], env)
 
 
 def take_turns(workers: dict, steps: int | None, chunk: int, gap: float,

@@ -17,10 +17,9 @@ import platform
 import statistics
 import sys
 
-from interleave import Worker, quartiles, run_pair
+from interleave import epoch_worker, quartiles, run_pair
 
 CASES = [("book_cnn", 32), ("book_cnn", 128), ("lenet5", 64)]
-EPOCH_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cnn_epoch.py")
 
 
 def parse():
@@ -37,11 +36,10 @@ def parse():
 
 
 def run_case(args, model_name, batch):
-    command = [sys.executable, EPOCH_SCRIPT, "--data-dir", args.data_dir,
-               "--threads", str(args.threads), "--worker", "xdl", model_name, str(batch)]
     environment = {key: value for key, value in os.environ.items()
                    if key not in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
-    workers = {setting: Worker(command, {**environment, "XDL_MALLOC_TUNING": flag})
+    workers = {setting: epoch_worker(args.data_dir, args.threads, "xdl", model_name, batch,
+                                     {**environment, "XDL_MALLOC_TUNING": flag})
                for setting, flag in (("tuned", "1"), ("default", "0"))}
     timings = run_pair(workers, args.steps, args.chunk, args.gap, args.repeats)
     median = {s: statistics.median(t) for s, t in timings["epoch_seconds"].items()}

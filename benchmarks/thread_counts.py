@@ -16,13 +16,10 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 
-from interleave import Worker
+from interleave import epoch_worker
 from placement import cross_core_read_ratio, placement
-
-EPOCH_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cnn_epoch.py")
 
 
 def parse():
@@ -47,16 +44,12 @@ def configurations(threads: int) -> dict:
             f"torch, {threads} threads": ("torch", threads, False)}
 
 
-def start(args, framework: str, threads: int, tuned: bool) -> Worker:
-    env = dict(os.environ, XDL_TUNE_THREADS="1" if tuned else "0")
-    return Worker([sys.executable, EPOCH_SCRIPT, "--data-dir", args.data_dir, "--threads",
-                   str(threads), "--worker", framework, args.model, str(args.batch)], env=env)
-
-
 def main():
     args = parse()
     configs = configurations(args.threads)
-    workers = {name: start(args, *config) for name, config in configs.items()}
+    workers = {name: epoch_worker(args.data_dir, threads, framework, args.model, args.batch,
+                                  dict(os.environ, XDL_TUNE_THREADS="1" if tuned else "0"))
+               for name, (framework, threads, tuned) in configs.items()}
     torch_name = f"torch, {args.threads} threads"
     rounds = {"shared": [], "split": []}
     end = time.time() + args.seconds

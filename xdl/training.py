@@ -258,8 +258,8 @@ def evaluate(model, loss_fn, loader, metrics=("accuracy",)) -> dict:
 
 def _thread_tuner(model):
     """A ThreadTuner for the backend of ``model``'s parameters (None if it has none)."""
-    parameters = list(model.parameters())
-    return ThreadTuner.for_backend(backends.backend_of(parameters[0].data)) if parameters else None
+    first = next(iter(model.parameters()), None)
+    return None if first is None else ThreadTuner.for_backend(backends.backend_of(first.data))
 
 
 def fit(model, loss_fn, optimizer, train_loader, epochs: int, val_loader=None,
