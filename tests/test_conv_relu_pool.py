@@ -92,6 +92,21 @@ def test_fused_stage_matches_the_three_layers(backend, rng, case, dtype, rtol, m
                                    atol=rtol * max(np.abs(separate).max(), 1.0))
 
 
+@pytest.mark.parametrize("case", FUSED_CASES)
+def test_an_empty_batch_through_the_fused_stage(backend, case, monkeypatch):
+    """N = 0: an empty output of the layers' shape, an empty dx, zero dW and db."""
+    conv, relu, pool, shape = _layers(case, monkeypatch)
+    model = Sequential(conv, relu, pool)
+    expected = (0,) + tuple(model(on(backend, np.zeros(shape))).shape[1:])
+    conv.zero_grad()
+    y = model(on(backend, np.zeros((0,) + shape[1:])))
+    _fused_stage(model, conv)
+    assert tuple(y.shape) == expected
+    assert tuple(model.backward(on(backend, np.zeros(expected))).shape) == (0,) + shape[1:]
+    for param in conv.parameters():
+        np.testing.assert_array_equal(_host(param.grad), 0.0)
+
+
 @pytest.mark.parametrize("case", DFT_FIRST_STAGES)
 def test_backward_params_of_a_fused_first_stage(backend, rng, case, monkeypatch):
     conv, relu, pool, shape = _layers(case, monkeypatch)

@@ -209,13 +209,14 @@ def dtype_name(dtype) -> str:
     """``"float32"`` for any backend's float32 dtype object (or the string itself)."""
     if isinstance(dtype, str):
         return dtype
-    if dtype in _dtype_names:
-        return _dtype_names[dtype]
+    key = (type(dtype), dtype)      # never compares dtypes of two libraries with each other
+    if key in _dtype_names:
+        return _dtype_names[key]
     text = str(dtype)
     for name in ("float16", "float32", "float64", "int8", "int16", "int32", "int64",
                  "uint8", "uint16", "uint32", "uint64", "bool", "complex64", "complex128"):
         if text.endswith(name) or text == name:
-            _dtype_names[dtype] = name
+            _dtype_names[key] = name
             return name
     raise TypeError(f"unknown dtype {dtype!r}")
 

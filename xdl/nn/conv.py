@@ -89,11 +89,11 @@ def group_matmul(a, b):
 
 def batch_chunks(x, bytes_per_sample: int):
     """(start, stop) ranges over the batch so each chunk's temporaries fit the backend's
-    ``chunk_bytes`` (one range where the backend wants no chunking)."""
+    ``chunk_bytes`` (one range where the backend wants no chunking, or the batch is empty)."""
     n = x.shape[0]
     limit = backends.backend_of(x).chunk_bytes
     step = n if limit is None else max(1, limit // max(bytes_per_sample, 1))
-    return [(start, min(start + step, n)) for start in range(0, n, step)]
+    return [(start, min(start + step, n)) for start in range(0, n, step)] if n else [(0, 0)]
 
 
 def _itemsize(x) -> int:

@@ -41,6 +41,8 @@ im2col (5×5 kernels, or few output channels, where im2col's window copy dominat
 
 from __future__ import annotations
 
+import math
+
 from xdl import backends
 from xdl.nn import conv_dft_complex, conv_dft_real
 from xdl.nn.functional import Window
@@ -133,7 +135,7 @@ def rows_of(a, axes: tuple):
     output (``axes`` from :func:`to_nchw_axes`); a copy unless it is stored so."""
     xp = backends.namespace(a)
     a = xp.permute_dims(a, tuple(axes.index(k) for k in range(4)))
-    return xp.reshape(a, (a.shape[0], a.shape[1], -1))
+    return xp.reshape(a, (a.shape[0], a.shape[1], math.prod(a.shape[2:])))
 
 
 def dft_conv2d_forward(x, weight, bias, window: Window):

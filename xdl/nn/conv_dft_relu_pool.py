@@ -49,7 +49,7 @@ def dft_relu_pool_forward(x, weight, bias, window, pool_kernel):
     p, beats = max_scan([y[:, i, :, j, :] for i in range(kh) for j in range(kw)], track)
     axes = to_nchw_axes(x.shape[1], o)
     z = xp.permute_dims(split_rows(relu(p), n, o, axes), axes)
-    z = xp.reshape(xp.reshape(z, (n, -1)), z.shape)               # stored NCHW
+    z = xp.reshape(xp.reshape(z, (n, o * pooled_h * pooled_w)), z.shape)   # stored NCHW
     saved = (conv_saved, beats, z) if track else None
     return z, saved
 
@@ -68,5 +68,5 @@ def dft_relu_pool_backward(saved, grad, weight, window, pool_kernel, input_grad=
     for i in range(kh):
         for j in range(kw):
             dy[:, i, :, j, :] = next(parts)
-    dy = xp.reshape(dy, (pooled_h * kh, -1, n * o))
+    dy = xp.reshape(dy, (pooled_h * kh, pooled_w * kw, n * o))
     return dft_conv2d_rows_backward(conv_saved, dy, weight, window, input_grad)

@@ -66,16 +66,18 @@ def pool_bands(t, plan: Plan, kw: int) -> list:
     """[T_0, …, T_{kw−1}] of T (·, B·O), columns (x, o): the bands (·, B/kw·O), columns
     (x', o) with x = kw·x' + j."""
     xp = backends.namespace(t)
-    t = xp.reshape(t, (t.shape[0], plan.block // kw, kw, -1))
-    return [xp.reshape(t[:, :, j, :], (t.shape[0], -1)) for j in range(kw)]
+    rows, o = t.shape[0], t.shape[1] // plan.block
+    t = xp.reshape(t, (rows, plan.block // kw, kw, o))
+    return [xp.reshape(t[:, :, j, :], (rows, plan.block // kw * o)) for j in range(kw)]
 
 
 def pool_bands_backward(d_bands: list, plan: Plan):
     """dT (·, B·O), columns (x, o), from the gradients of :func:`pool_bands`'s bands."""
     xp = backends.namespace(d_bands[0])
     rows, kw = d_bands[0].shape[0], len(d_bands)
-    dt = xp.stack([xp.reshape(d, (rows, plan.block // kw, -1)) for d in d_bands], axis=2)
-    return xp.reshape(dt, (rows, -1))
+    o = d_bands[0].shape[1] // (plan.block // kw)
+    dt = xp.stack([xp.reshape(d, (rows, plan.block // kw, o)) for d in d_bands], axis=2)
+    return xp.reshape(dt, (rows, plan.block * o))
 
 
 def pooled_plan(plan: Plan, pool_kernel) -> Plan:

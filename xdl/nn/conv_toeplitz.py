@@ -267,7 +267,7 @@ def _strips(x, window: Window, plan: Plan, rows: int) -> list:
         strip = xp.zeros((n, rows, plan.span, c), dtype=x.dtype, device=x.device)
         height = max(0, min(h, rows - ph))
         strip[:, ph:ph + height, first - left:last - left, :] = image[:, :height, first:last, :]
-        strips.append(xp.reshape(strip, (n, -1)))
+        strips.append(xp.reshape(strip, (n, rows * plan.span * c)))
     return strips
 
 
@@ -323,7 +323,8 @@ def output_rows(grad, plan: Plan):
     xp = backends.namespace(grad)
     g = pad_spatial(channels_last(grad), (0, 0),
                     extra=(0, plan.blocks * plan.block - plan.out_w))   # (N, OH, nb·B, O)
-    return xp.reshape(g, (-1, plan.block * grad.shape[1]))
+    n, o = grad.shape[0], grad.shape[1]
+    return xp.reshape(g, (n * plan.out_h * plan.blocks, plan.block * o))
 
 
 def toeplitz_conv2d_backward(saved, grad, weight, window: Window, input_grad: bool = True):

@@ -22,14 +22,16 @@ def _per_channel(v, like):
     Built as zeros_like(like[:1]) + v, so it shares ``like``'s memory layout (NumPy,
     CuPy and PyTorch keep it): an element-wise pass of ``like`` against it runs as long
     contiguous loops, about twice as fast in NumPy as broadcasting a (C, 1, 1) vector.
+    (An empty batch gives an empty array, which broadcasts against it as well.)
     """
     xp = backends.namespace(like)
-    return xp.zeros_like(like[:1, ...]) + xp.reshape(v, (v.shape[0],) + (1,) * (like.ndim - 2))
+    sample = like[:min(1, like.shape[0]), ...]
+    return xp.zeros_like(sample) + xp.reshape(v, (v.shape[0],) + (1,) * (like.ndim - 2))
 
 
 def _as_ncl(a):
     """(N, C, ...) → (N, C, L), a view whenever the layout allows one."""
-    return backends.namespace(a).reshape(a, (a.shape[0], a.shape[1], -1))
+    return backends.namespace(a).reshape(a, (a.shape[0], a.shape[1], math.prod(a.shape[2:])))
 
 
 def _channel_sum(a):
@@ -125,9 +127,9 @@ class _BatchNorm(Module):
             raise ValueError(f"{self!r}: expected more than 1 value per channel when "
                              f"training, got input of shape {tuple(x.shape)}")
         xp = backends.namespace(x)
-        mean = _channel_sum(x) / n
+        mean = _channel_sum(x) / max(n, 1)          # an empty batch: μ = σ² = 0, no NaN
         xc = x - _per_channel(mean, x)
-        var = _channel_dot(xc, xc) / n
+        var = _channel_dot(xc, xc) / max(n, 1)
         inv_std = 1.0 / xp.sqrt(var + self.eps)
         if self.training and self.running_mean is not None:
             self._update_running_stats(mean, var, n)
@@ -156,6 +158,9 @@ class _BatchNorm(Module):
         xp = backends.namespace(mean)
         dtype = self.running_mean.dtype
         count = self.num_batches_tracked + 1
+        if n == 0:                      # PyTorch: an empty batch only counts
+            self.num_batches_tracked = count
+            return
         factor = 1.0 / xp.astype(count, dtype) if self.momentum is None else self.momentum
         unbiased = var * (n / (n - 1))
         # assigned in registration order, which keeps the state_dict order PyTorch's
@@ -188,7 +193,7 @@ class _BatchNorm(Module):
             self.bias.accumulate(dbias)
 
     def _backward_batch_stats(self, grad, xc, inv_std):
-        n = math.prod(grad.shape) // self.num_features
+        n = max(1, math.prod(grad.shape) // self.num_features)
         sum_dy = _channel_sum(grad)
         sum_dy_xc = _channel_dot(grad, xc)          # Σ dy·(x − μ) = σ·Σ dy·x̂
         self._accumulate_params(sum_dy_xc * inv_std, sum_dy)
