@@ -288,3 +288,15 @@ def test_conv2d_algorithm_errors():
     with pytest.raises(ValueError, match="algorithm must be one of"):
         Conv2d(3, 4, 3, algorithm="fft")
     assert "algorithm='dft'" in repr(Conv2d(3, 4, 3, algorithm="dft"))
+
+
+@pytest.mark.parametrize("make", [
+    lambda nn: nn.Conv1d(3, 4, 3, stride=2, padding=1, dilation=2, bias=False),
+    lambda nn: nn.Conv1d(3, 4, 3),
+    lambda nn: nn.Conv2d(3, 4, (3, 2), padding=(0, 1), groups=1),
+    lambda nn: nn.Conv2d(4, 6, 3, stride=2, dilation=2, groups=2),
+    lambda nn: nn.ConvTranspose2d(3, 4, 3, stride=2, output_padding=1),
+])
+def test_convolution_reprs_are_pytorchs(make):
+    torch = pytest.importorskip("torch")
+    assert repr(make(nn)) == repr(make(torch.nn))

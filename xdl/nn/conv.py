@@ -324,14 +324,16 @@ def param_data(param):
     return None if param is None else param.data
 
 
-def _window_repr(layer) -> str:
-    w = layer.window
-    text = (f"{layer.in_channels}, {layer.out_channels}, kernel_size={w.kernel}, "
-            f"stride={w.stride}")
-    if w.padding != (0, 0):
-        text += f", padding={w.padding}"
-    if w.dilation != (1, 1):
-        text += f", dilation={w.dilation}"
+def _window_repr(layer, axes: int = 2) -> str:
+    """PyTorch's repr of a convolution; ``axes`` = 1 shows a Conv1d's (width) sizes only."""
+    kernel, stride, padding, dilation = (size[2 - axes:] for size in (
+        layer.window.kernel, layer.window.stride, layer.window.padding, layer.window.dilation))
+    text = (f"{layer.in_channels}, {layer.out_channels}, kernel_size={kernel}, "
+            f"stride={stride}")
+    if any(padding):
+        text += f", padding={padding}"
+    if dilation != (1,) * axes:
+        text += f", dilation={dilation}"
     if layer.groups != 1:
         text += f", groups={layer.groups}"
     return text + ("" if layer.bias is not None else ", bias=False")
@@ -472,7 +474,7 @@ class Conv1d(Module):
         self._backward(grad, False)
 
     def extra_repr(self):
-        return _window_repr(self)
+        return _window_repr(self, axes=1)
 
 
 class ConvTranspose2d(Module):
