@@ -127,9 +127,10 @@ class _BatchNorm(Module):
             raise ValueError(f"{self!r}: expected more than 1 value per channel when "
                              f"training, got input of shape {tuple(x.shape)}")
         xp = backends.namespace(x)
-        mean = _channel_sum(x) / max(n, 1)          # an empty batch: μ = σ² = 0, no NaN
+        divisor = max(n, 1)                         # an empty batch: μ = σ² = 0, no NaN
+        mean = _channel_sum(x) / divisor
         xc = x - _per_channel(mean, x)
-        var = _channel_dot(xc, xc) / max(n, 1)
+        var = _channel_dot(xc, xc) / divisor
         inv_std = 1.0 / xp.sqrt(var + self.eps)
         if self.training and self.running_mean is not None:
             self._update_running_stats(mean, var, n)
